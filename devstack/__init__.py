@@ -1,0 +1,1 @@
+"""Start the whole coderun stack on one machine: devcluster, the operator and the web UI."""
