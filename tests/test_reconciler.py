@@ -1,0 +1,131 @@
+"""The operator's decisions, from (run, pod, clock) to actions: level-triggered and idempotent."""
+
+from datetime import UTC, datetime, timedelta
+
+from coderun_operator.reconciler import (
+    CreatePod,
+    DeletePod,
+    DeleteRun,
+    FinishFromPod,
+    WriteStatus,
+    decide,
+)
+from coderun_operator.settings import load_operator_settings
+
+NOW = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+SETTINGS = load_operator_settings({"CODERUN_PENDING_LIMIT_SECONDS": "60"})
+
+
+def run(status=None, **spec):
+    obj = {
+        "metadata": {"name": "r1", "namespace": "coderun-runs", "uid": "u-1", "generation": 1},
+        "spec": {"code": "print(1)", **spec},
+    }
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+def pod(phase="Pending", state=None, conditions=(), deleting=False):
+    metadata = {"name": "crun-r1", "creationTimestamp": "2026-12-03T11:59:59Z"}
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-12-03T12:00:00Z"
+    status = {"phase": phase, "conditions": list(conditions)}
+    if state:
+        status["containerStatuses"] = [{"name": "run", "state": state}]
+    return {"metadata": metadata, "spec": {"nodeName": "node-1"}, "status": status}
+
+
+def kinds(decision):
+    return [type(action) for action in decision.actions]
+
+
+def test_a_new_run_gets_its_pod():
+    decision = decide(run(), None, NOW, SETTINGS)
+    assert kinds(decision) == [CreatePod]
+    assert decision.actions[0].manifest["metadata"]["name"] == "crun-r1"
+
+
+def test_a_spec_outside_policy_is_rejected_without_a_pod():
+    decision = decide(run(timeoutSeconds=9999), None, NOW, SETTINGS)
+    assert kinds(decision) == [WriteStatus]
+    assert decision.actions[0].status["reason"] == "Rejected"
+
+
+def test_routine_starting_costs_no_write():
+    creating = pod(state={"waiting": {"reason": "ContainerCreating"}})
+    assert decide(run(), creating, NOW, SETTINGS).actions == ()
+
+
+def test_running_is_written_once():
+    running = pod("Running", state={"running": {"startedAt": "2026-12-03T12:00:00Z"}})
+    first = decide(run(), running, NOW, SETTINGS)
+    assert kinds(first) == [WriteStatus]
+    written = first.actions[0].status
+    assert written["phase"] == "Running"
+    again = decide(run(status=written), running, NOW + timedelta(seconds=1), SETTINGS)
+    assert again.actions == ()
+
+
+def test_a_finished_pod_is_read_once_and_finished():
+    done = pod("Succeeded", state={"terminated": {"exitCode": 0, "reason": "Completed"}})
+    decision = decide(run(status={"phase": "Running", "podName": "crun-r1"}), done, NOW, SETTINGS)
+    (finish,) = decision.actions
+    assert isinstance(finish, FinishFromPod)
+    assert (finish.pod_name, finish.delete_pod, finish.cancelled) == ("crun-r1", True, False)
+    assert finish.context.timeout_seconds == 10
+
+
+def test_queued_then_unschedulable_after_the_pending_limit():
+    since = (NOW - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    unschedulable = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available.",
+            "lastTransitionTime": since,
+        }
+    ]
+    waiting = pod(conditions=unschedulable)
+    decision = decide(run(), waiting, NOW, SETTINGS)
+    assert kinds(decision) == [WriteStatus]
+    assert decision.actions[0].status["reason"] == "Queued"
+    assert decision.wake_after_seconds is not None
+    queued = decision.actions[0].status
+    assert decide(run(status=queued), waiting, NOW, SETTINGS).actions == ()
+    late = NOW + timedelta(seconds=60)
+    decision = decide(run(status=queued), waiting, late, SETTINGS)
+    assert kinds(decision) == [WriteStatus, DeletePod]
+    assert decision.actions[0].status["reason"] == "Unschedulable"
+
+
+def test_cancel_stops_the_pod_and_says_so():
+    running = pod("Running", state={"running": {"startedAt": "2026-12-03T12:00:00Z"}})
+    decision = decide(run(status={"phase": "Running"}, cancel=True), running, NOW, SETTINGS)
+    assert kinds(decision) == [WriteStatus, DeletePod]
+    assert decision.actions[0].status["reason"] == "Cancelled"
+    assert kinds(decide(run(cancel=True), None, NOW, SETTINGS)) == [WriteStatus]
+
+
+def test_a_vanished_pod_is_lost_not_recreated():
+    decision = decide(run(status={"phase": "Running", "podName": "crun-r1"}), None, NOW, SETTINGS)
+    assert kinds(decision) == [WriteStatus]
+    assert decision.actions[0].status["reason"] == "Lost"
+
+
+def test_finished_runs_clean_up_and_expire():
+    done = {"phase": "Succeeded", "completionTime": "2026-12-03T11:00:00.000Z"}
+    leftover = pod("Succeeded")
+    decision = decide(run(status=done, ttlSecondsAfterFinished=7200), leftover, NOW, SETTINGS)
+    assert kinds(decision) == [DeletePod]
+    assert decision.wake_after_seconds == 3600
+    expired = decide(run(status=done, ttlSecondsAfterFinished=60), None, NOW, SETTINGS)
+    assert kinds(expired) == [DeleteRun]
+
+
+def test_a_pod_being_deleted_by_someone_else_is_waited_for():
+    running = pod(
+        "Running", state={"running": {"startedAt": "2026-12-03T12:00:00Z"}}, deleting=True
+    )
+    assert decide(run(status={"phase": "Running"}), running, NOW, SETTINGS).actions == ()
