@@ -150,3 +150,21 @@ def test_selector_matches_the_labels():
     for term in run_pod_selector().split(","):
         key, value = term.split("=")
         assert pod["metadata"]["labels"][key] == value
+
+
+def test_image_user_runtimes_set_no_numeric_user():
+    settings = load_operator_settings(
+        {
+            "CODERUN_RUNTIMES": "py=python:3.12-slim,own=example/own-user:1",
+            "CODERUN_IMAGE_USER_RUNTIMES": "own",
+        }
+    )
+    own = build_run_pod(RUN, plan_for({"code": "x", "runtime": "own"}, settings), settings)
+    for context in (
+        own["spec"]["securityContext"],
+        own["spec"]["containers"][0]["securityContext"],
+    ):
+        assert context["runAsNonRoot"] is True
+        assert "runAsUser" not in context and "runAsGroup" not in context
+    plain = build_run_pod(RUN, plan_for({"code": "x", "runtime": "py"}, settings), settings)
+    assert plain["spec"]["securityContext"]["runAsUser"] == 65532

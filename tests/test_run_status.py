@@ -302,3 +302,12 @@ def test_every_status_validates_against_the_crd():
     ]
     for sample in samples:
         assert list(validator.iter_errors(json.loads(json.dumps(sample)))) == [], sample
+
+
+def test_a_pod_deleted_under_the_run_is_lost_even_if_the_runner_exited_cleanly():
+    deleted = pod(
+        "Failed", state={"terminated": {"exitCode": 0, "reason": "Completed"}}, deleting=True
+    )
+    status = finished(deleted, None)
+    assert (status["reason"], status["phase"]) == ("Lost", "Failed")
+    assert "deleted" in status["message"]

@@ -106,3 +106,10 @@ def test_bad_web_values_name_the_variable(name, value):
 
 def test_blank_values_mean_default():
     assert load_run_limits({"CODERUN_MAX_TIMEOUT_SECONDS": "  "}).max_timeout_seconds == 60
+
+
+def test_image_user_runtimes_must_be_known_runtimes():
+    with pytest.raises(SettingsError, match="CODERUN_IMAGE_USER_RUNTIMES"):
+        load_run_limits({"CODERUN_IMAGE_USER_RUNTIMES": "nope"})
+    limits = load_run_limits({"CODERUN_IMAGE_USER_RUNTIMES": "python3.12"})
+    assert limits.image_user_runtimes == {"python3.12"}

@@ -45,11 +45,9 @@ def run_pod_selector() -> str:
 def build_run_pod(run: Mapping[str, Any], plan: RunPlan, settings: OperatorSettings) -> dict:
     """Return the Pod manifest that executes ``run`` as ``plan`` resolved it."""
     metadata = run["metadata"]
-    user = {
-        "runAsNonRoot": True,
-        "runAsUser": settings.run_user_id,
-        "runAsGroup": settings.run_group_id,
-    }
+    user: dict[str, Any] = {"runAsNonRoot": True}
+    if not plan.image_user:
+        user.update(runAsUser=settings.run_user_id, runAsGroup=settings.run_group_id)
     seccomp = {"seccompProfile": {"type": "RuntimeDefault"}}
     limits = settings.limits
     log_bytes = max_log_bytes(

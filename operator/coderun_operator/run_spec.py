@@ -27,6 +27,8 @@ class RunPlan:
     image: str
     tmp_size_bytes: int
     ttl_seconds_after_finished: int
+    # The image defines its own non-root user; the pod then sets no numeric user.
+    image_user: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,4 +117,5 @@ def resolve_run_spec(spec: Mapping[str, Any], limits: RunLimits) -> RunPlan | Re
         image=image,
         tmp_size_bytes=int(parse_quantity(limits.tmp_size)),
         ttl_seconds_after_finished=ttl,
+        image_user=runtime in limits.image_user_runtimes,
     )

@@ -285,6 +285,9 @@ def _verdict_without_result(
     if view is not None and view.reason == "Evicted":
         message = f"The node evicted the run's pod: {view.message}".strip()
         return "Failed", "Lost", message, exit_code
+    if view is not None and view.deleting:
+        message = "The run's pod was deleted before the snippet finished."
+        return "Failed", "Lost", message, exit_code
     if terminated is not None and exit_code is not None:
         return (
             "Failed",

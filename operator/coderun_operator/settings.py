@@ -53,6 +53,7 @@ class RunLimits:
     file_size_limit_bytes: int
     tmp_size: str
     default_ttl_seconds_after_finished: int
+    image_user_runtimes: frozenset[str] = frozenset()
 
     def image_for(self, runtime: str | None) -> str | None:
         """Image of an allowed runtime (the default when None), or None if not allowed."""
@@ -202,6 +203,16 @@ def load_run_limits(env: Mapping[str, str]) -> RunLimits:
             f"CODERUN_MAX_MEMORY ({max_memory})."
         )
     tmp_size, _ = read.quantity("CODERUN_TMP_SIZE", "64Mi", "64Mi")
+    image_user_runtimes = frozenset(
+        name.strip()
+        for name in env.get("CODERUN_IMAGE_USER_RUNTIMES", "").split(",")
+        if name.strip()
+    )
+    if not image_user_runtimes <= set(runtimes):
+        unknown = ", ".join(sorted(image_user_runtimes - set(runtimes)))
+        raise SettingsError(
+            f"CODERUN_IMAGE_USER_RUNTIMES must name runtimes of CODERUN_RUNTIMES, not {unknown!r}."
+        )
     output_cap = api_bounds.MAX_OUTPUT_CHARS
     return RunLimits(
         runtimes=MappingProxyType(runtimes),
@@ -225,6 +236,7 @@ def load_run_limits(env: Mapping[str, str]) -> RunLimits:
         default_ttl_seconds_after_finished=read.integer(
             "CODERUN_TTL_SECONDS_AFTER_FINISHED", 3600, 0, api_bounds.MAX_TTL_SECONDS
         ),
+        image_user_runtimes=image_user_runtimes,
     )
 
 
