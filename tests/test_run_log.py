@@ -11,6 +11,7 @@ import sys
 import tempfile
 
 import pytest
+from test_runner_delivery import container_environment
 
 from coderun_operator import runner
 from coderun_operator.run_log import (
@@ -42,7 +43,7 @@ def run_runner(code: str, stdout_limit: int = 10_000) -> bytes:
         stderr_limit_bytes=10_000,
         file_size_limit_bytes=1000,
     )
-    env = {e["name"]: e["value"] for e in runner_environment(code, None, config)}
+    env = container_environment(runner_environment(code, None, config))
     env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
     proc = subprocess.run(
         [sys.executable, "-c", runner_source()],
@@ -211,6 +212,35 @@ def test_hostile_line_never_raises(line):
         assert log.result.exit_code is None and log.result.duration_ms is None
         assert log.result.stdout_bytes is None and log.result.timed_out is False
         assert log.result.error is None
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "yesterday",
+        "2026-13-01T00:00:00.000Z",
+        "2026-02-30T00:00:00.000Z",
+        "2026-01-01T00:00:00.000Z\n",
+        "2026-01-01 00:00:00.000Z",
+        "\u0662\u0660\u0662\u0666-01-01T00:00:00.000Z",
+        "2026-01-01T00:00:00.000Z" + "0" * 2000,
+    ],
+)
+def test_timestamps_not_in_the_runners_format_become_none(stamp):
+    # The status schema declares them date-time: one bad value would fail the whole status write.
+    fields = {**RESULT_FIELDS, "startedAt": stamp, "finishedAt": stamp}
+    log = parse_run_log(START + data(1, "out", b"hi\n") + record(2, "result", **fields))
+    assert log.result is not None
+    assert (log.result.started_at, log.result.finished_at) == (None, None)
+    assert log.result.exit_code == 0 and log.stdout == "hi\n"
+
+
+def test_result_text_is_always_encodable_unicode():
+    line = PREFIX.encode() + b'{"v":1,"seq":2,"t":"result","error":"bad \\ud800 \\udfff!"}\n'
+    log = parse_run_log(START + data(1, "out", b"hi\n") + line)
+    assert log.result is not None and log.result.error is not None
+    log.result.error.encode("utf-8")
+    assert log.result.error.startswith("bad ") and log.result.error.endswith("!")
 
 
 def test_records_after_the_result_and_duplicate_results_are_ignored():

@@ -77,7 +77,7 @@ def test_golden_run_pod():
                     "name": "run",
                     "image": "python:3.12-slim",
                     "imagePullPolicy": "IfNotPresent",
-                    "command": ["python", "-c", runner_source()],
+                    "command": ["python", "-I", "-c", runner_source()],
                     "env": [
                         {"name": "CODERUN_RUNNER_CONFIG", "value": config},
                         {"name": "CODERUN_RUNNER_CODE_0", "value": "print(1)"},

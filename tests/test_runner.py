@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from test_runner_delivery import container_environment
 
 from coderun_operator import runner
 from coderun_operator.run_log import RunLog, RunResult, max_log_bytes, parse_run_log
@@ -53,15 +54,18 @@ def runner_env(
     stderr_limit: int = DEFAULT_LIMIT_BYTES,
     file_limit: int = 1_000_000,
     python: str | None = None,
+    work_dir: str = "/tmp",
 ) -> dict[str, str]:
     config = RunnerConfig(
         timeout_seconds=timeout,
         stdout_limit_bytes=stdout_limit,
         stderr_limit_bytes=stderr_limit,
         file_size_limit_bytes=file_limit,
+        work_dir=work_dir,
         python=python,
     )
-    env = {entry["name"]: entry["value"] for entry in runner_environment(code, stdin, config)}
+    # As the kubelet hands the pod's env entries to the container.
+    env = container_environment(runner_environment(code, stdin, config))
     env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
     return env
 
@@ -216,6 +220,34 @@ def test_traceback_shows_the_source_line():
     assert outcome.result.exit_code == 1
 
 
+@pytest.mark.parametrize(
+    ("declaration", "text"),
+    [
+        ("# -*- coding: latin-1 -*-", "caf\u00e9"),
+        ("# vim: set fileencoding=cp1252 :", "5 \u20ac"),
+        ("\ufeff# coding: utf-8", "\U0001f40d"),
+    ],
+)
+def test_text_is_run_as_typed_whatever_its_coding_line_declares(declaration, text):
+    outcome = run_snippet(f"{declaration}\r\nprint({text!r}, __name__)\r\n", timeout=2)
+    assert outcome.log.stdout == f"{text} __main__\n"
+    assert outcome.result.exit_code == 0
+
+
+def test_text_the_declared_coding_cannot_hold_fails_as_python_would():
+    outcome = run_snippet('# coding: ascii\nprint("caf\u00e9")\n', timeout=2)
+    assert "SyntaxError" in outcome.log.stderr
+    assert outcome.result.exit_code == 1
+
+
+def test_dollars_and_variable_references_reach_the_snippet_as_typed():
+    code = 'print("$$ $(CODERUN_RUNNER_CONFIG) $(CODERUN_RUNNER_CODE_0)", input())'
+    outcome = run_snippet(code, stdin="$(CODERUN_RUNNER_CODE_0) $$\n", timeout=2)
+    assert outcome.log.stdout == (
+        "$$ $(CODERUN_RUNNER_CONFIG) $(CODERUN_RUNNER_CODE_0) $(CODERUN_RUNNER_CODE_0) $$\n"
+    )
+
+
 def test_exit_code_is_reported():
     outcome = run_snippet('import sys\nprint("partial result")\nsys.exit(3)')
     assert outcome.log.stdout == "partial result\n"
@@ -352,6 +384,26 @@ def test_setsid_escapees_and_orphans_are_gone_afterwards(ending, timeout):
         assert not process_exists(pid), f"process {pid} survived the run"
 
 
+def test_deeply_nested_directories_left_by_the_snippet_do_not_cost_the_result(tmp_path):
+    try:
+        outcome = run_snippet(
+            """
+            import os
+            for _ in range(3000):
+                os.mkdir("d")
+                os.chdir("d")
+            print("deep")
+            """,
+            timeout=2,
+            work_dir=str(tmp_path),
+        )
+        assert outcome.log.stdout == "deep\n"
+        assert outcome.result.exit_code == 0
+    finally:
+        # shutil.rmtree recurses (before Python 3.13) and cannot remove this either.
+        subprocess.run(["rm", "-rf", str(tmp_path)], check=False)
+
+
 def test_runner_output_is_live_and_sigterm_still_yields_a_result():
     env = runner_env(ESCAPEES + 'print("tick", flush=True)\ntime.sleep(3600)', timeout=30)
     started = time.monotonic()
@@ -380,6 +432,31 @@ def test_runner_output_is_live_and_sigterm_still_yields_a_result():
     assert outcome.returncode == 0
     for pid in log.stdout.split()[:2]:
         assert not process_exists(int(pid))
+
+
+STOP_SIGNALS_FROM_THE_SNIPPET = """
+import os, signal, time
+runner = os.getppid()
+for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    os.kill(runner, signum)
+if os.fork() == 0:
+    os.setsid()
+    os.kill(runner, signal.SIGTERM)
+    time.sleep(3600)
+time.sleep(0.3)
+print("still running")
+"""
+
+
+@pytest.mark.parametrize("as_pid_1", [False, True], ids=["child", "pid-1"])
+def test_stop_signals_sent_by_the_snippet_do_not_pass_for_a_pod_deletion(as_pid_1):
+    if as_pid_1:
+        outcome = run_as_pid_1(STOP_SIGNALS_FROM_THE_SNIPPET, timeout=2)
+    else:
+        outcome = run_snippet(STOP_SIGNALS_FROM_THE_SNIPPET, timeout=2)
+    assert outcome.log.stdout == "still running\n"
+    assert outcome.result.stopped_by_signal is None
+    assert (outcome.result.exit_code, outcome.result.timed_out) == (0, False)
 
 
 # -- bad inputs ----------------------------------------------------------------------------------
@@ -583,6 +660,27 @@ def test_fork_bomb_is_killed_and_leaves_nothing_behind(confined_cgroup):
     assert confined_cgroup.pids() == []
 
 
+def start_as_pid_1(code: str, timeout: float) -> subprocess.Popen[bytes]:
+    """Start the runner as PID 1 of a new pid namespace, as in a pod."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.fail("unshare(1) from util-linux is needed to give the runner a pid namespace")
+    return subprocess.Popen(
+        [unshare, "--pid", "--fork", "--mount-proc", sys.executable, "-c", runner_source()],
+        env=runner_env(textwrap.dedent(code), timeout=timeout),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def run_as_pid_1(code: str, timeout: float) -> Outcome:
+    started = time.monotonic()
+    outcome = finish(start_as_pid_1(code, timeout), started, timeout)
+    assert_well_formed(outcome, {"timeout": timeout})
+    return outcome
+
+
 def test_runner_as_pid_1_kills_and_reaps_everything_in_its_namespace():
     """In a pod the runner is PID 1: it must reap orphans and kill(-1) without killing itself."""
     unshare = shutil.which("unshare")
@@ -601,6 +699,24 @@ def test_runner_as_pid_1_kills_and_reaps_everything_in_its_namespace():
     assert_well_formed(outcome, {"timeout": 1})
     assert outcome.result.timed_out and outcome.result.exit_code == 137
     assert len(outcome.log.stdout.split()) == 2
+
+
+def test_runner_as_pid_1_still_obeys_a_sigterm_from_outside_its_namespace():
+    """Pod deletion: the kubelet's SIGTERM comes from outside the pod's pid namespace."""
+    started = time.monotonic()
+    proc = start_as_pid_1('import time\nprint("tick", flush=True)\ntime.sleep(3600)', timeout=2)
+    assert proc.stdout is not None
+    seen = b""
+    while "tick" not in parse_run_log(seen).stdout:
+        line = proc.stdout.readline()
+        assert line, "runner ended before the snippet's output arrived"
+        seen += line
+    (runner_pid,) = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    os.kill(int(runner_pid), signal.SIGTERM)
+    outcome = finish(proc, started, 2)
+    log = parse_run_log(seen + outcome.raw)
+    assert log.result is not None and log.result.stopped_by_signal == signal.SIGTERM
+    assert log.result.timed_out is False
 
 
 @pytest.mark.parametrize(
@@ -626,3 +742,31 @@ def test_runner_as_pid_1_kills_and_reaps_everything_in_its_namespace():
 def test_runner_finds_its_cgroup_directory_from_mountinfo(mount_line, cgroup_path, expected):
     (mount,) = runner.parse_mountinfo(mount_line)
     assert runner._cgroup_dir(mount, cgroup_path) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "timed_out"),
+    [
+        (0, False),  # exited with 0 between the runner's last look and its SIGKILL
+        (3 << 8, False),
+        (signal.SIGSEGV, False),
+        (signal.SIGKILL, True),
+        (None, True),  # never reaped: the kill did not work
+    ],
+)
+def test_a_snippet_that_ends_by_itself_at_the_deadline_did_not_time_out(status, timed_out):
+    config = runner.parse_config(
+        json.dumps(
+            {
+                "timeoutSeconds": 1,
+                "stdoutLimitBytes": 10,
+                "stderrLimitBytes": 10,
+                "fileSizeLimitBytes": 10,
+            }
+        )
+    )
+    run = runner.Run(config, b"pass", None, runner.LogWriter(1, 0))
+    run.started_mono = time.monotonic()
+    run.timed_out = True
+    run.child_status = status
+    assert run.result_fields(started=True)["timedOut"] is timed_out

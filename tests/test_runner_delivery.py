@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ import pytest
 from coderun_operator import runner
 from coderun_operator.runner_delivery import (
     CHUNK_BYTES,
+    CODE_ENV_PREFIX,
+    CONFIG_ENV,
+    STDIN_ENV_PREFIX,
     RunnerConfig,
     runner_command,
     runner_environment,
@@ -23,10 +27,38 @@ CONFIG = RunnerConfig(
     timeout_seconds=5, stdout_limit_bytes=1000, stderr_limit_bytes=2000, file_size_limit_bytes=3000
 )
 
+# What the kubelet does to a container's env values and command: `$$` stands for `$`, and
+# `$(NAME)` becomes the value of NAME when an earlier env entry defines it (else stays as is).
+_KUBELET_REFERENCE = re.compile(r"\$\$|\$\(([^)]*)\)")
+
+
+def kubelet_expand(text: str, defined: dict[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return defined.get(match.group(1), match.group(0))
+
+    return _KUBELET_REFERENCE.sub(replace, text)
+
+
+def container_environment(entries: list[dict[str, str]]) -> dict[str, str]:
+    """The environment a container gets from these pod ``env`` entries."""
+    env: dict[str, str] = {}
+    for entry in entries:
+        env[entry["name"]] = kubelet_expand(entry["value"], env)
+    return env
+
+
+def read_back(env: dict[str, str], prefix: str) -> str:
+    parts = []
+    while f"{prefix}{len(parts)}" in env:
+        parts.append(env[f"{prefix}{len(parts)}"])
+    return "".join(parts)
+
 
 def test_runner_source_is_the_runner_file():
     assert runner_source() == Path(runner.__file__).read_text(encoding="utf-8")
-    assert runner_command() == ["python", "-c", runner_source()]
+    assert runner_command() == ["python", "-I", "-c", runner_source()]
 
 
 def test_small_run_gives_config_and_one_code_chunk_and_no_stdin():
@@ -95,3 +127,35 @@ def test_split_utf8_edge_cases():
     assert split_utf8("x" * (CHUNK_BYTES + 1)) == ["x" * CHUNK_BYTES, "x"]
     with pytest.raises(ValueError):
         split_utf8("abc", 3)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'os.system("echo $$ $HOME")',
+        "print('$(CODERUN_RUNNER_CONFIG)')",
+        "$$(CODERUN_RUNNER_CONFIG) $$$(PATH) $( $) $",
+        "x = 1  # " + "\u00e9" * 60_000 + "\n" + "print('$(CODERUN_RUNNER_CODE_0)')\n" * 100,
+    ],
+    ids=["dollars", "reference", "escapes", "second-chunk-names-the-first"],
+)
+def test_text_survives_the_kubelets_variable_expansion(text):
+    config = RunnerConfig(
+        timeout_seconds=5,
+        stdout_limit_bytes=1,
+        stderr_limit_bytes=1,
+        file_size_limit_bytes=1,
+        work_dir="/tmp/$(CODERUN_RUNNER_CODE_0)$$",
+    )
+    env = container_environment(runner_environment(text, text, config))
+    assert read_back(env, CODE_ENV_PREFIX) == text
+    assert read_back(env, STDIN_ENV_PREFIX) == text
+    assert json.loads(env[CONFIG_ENV]) == config.to_wire()
+    for name, value in env.items():
+        assert len(name) + 1 + len(value.encode()) + 1 < MAX_ARG_STRLEN
+
+
+def test_runner_source_survives_the_kubelets_variable_expansion():
+    # The pod's command is expanded too, with the container's environment.
+    env = container_environment(runner_environment("x", "y", CONFIG))
+    assert kubelet_expand(runner_source(), env) == runner_source()

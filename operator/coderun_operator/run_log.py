@@ -12,7 +12,9 @@ import base64
 import binascii
 import codecs
 import json
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from coderun_operator import runner
@@ -24,6 +26,10 @@ MAX_PROBLEMS = 20
 _MAX_NUMBER = 2**63 - 1
 _MAX_SIGNAL = 128
 _MAX_TEXT_CHARS = 1000
+# The one timestamp format the runner writes; the status schema wants RFC 3339 date-times.
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+# JSON can carry lone surrogates ("\ud800"), which no UTF-8 status could hold.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def max_log_bytes(stdout_limit_bytes: int, stderr_limit_bytes: int, timeout_seconds: float) -> int:
@@ -93,7 +99,17 @@ def _int_or_none(value: Any, high: int = _MAX_NUMBER) -> int | None:
 def _text_or_none(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
-    return value[:_MAX_TEXT_CHARS]
+    return _SURROGATE.sub("\ufffd", value[:_MAX_TEXT_CHARS])
+
+
+def _timestamp_or_none(value: Any) -> str | None:
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        return None
+    try:
+        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return None
+    return value
 
 
 def _result_from_record(record: dict[str, Any]) -> RunResult:
@@ -111,8 +127,8 @@ def _result_from_record(record: dict[str, Any]) -> RunResult:
         stderr_bytes=_int_or_none(record.get("stderrBytes")),
         stdout_truncated=record.get("stdoutTruncated") is True,
         stderr_truncated=record.get("stderrTruncated") is True,
-        started_at=_text_or_none(record.get("startedAt")),
-        finished_at=_text_or_none(record.get("finishedAt")),
+        started_at=_timestamp_or_none(record.get("startedAt")),
+        finished_at=_timestamp_or_none(record.get("finishedAt")),
         error=_text_or_none(record.get("error")),
     )
 

@@ -15,7 +15,7 @@ from coderun_operator import api_bounds
 from coderun_operator.pod_names import pod_name_for_run
 from coderun_operator.run_log import max_log_bytes
 from coderun_operator.run_spec import RunPlan
-from coderun_operator.runner_delivery import runner_environment, runner_source
+from coderun_operator.runner_delivery import runner_command, runner_environment
 from coderun_operator.settings import OperatorSettings
 
 CONTAINER_NAME = "run"
@@ -82,7 +82,7 @@ def build_run_pod(run: Mapping[str, Any], plan: RunPlan, settings: OperatorSetti
                 "name": CONTAINER_NAME,
                 "image": plan.image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["python", "-c", runner_source()],
+                "command": runner_command(),
                 "env": runner_environment(plan.code, plan.stdin, runner_config),
                 "workingDir": WORK_DIR,
                 "resources": {"requests": dict(resources), "limits": dict(resources)},

@@ -15,6 +15,7 @@ The log never exceeds ``max_log_bytes(stdout_limit, stderr_limit, timeout)``.
 
 import base64
 import contextlib
+import io
 import json
 import math
 import os
@@ -25,6 +26,7 @@ import signal
 import sys
 import tempfile
 import time
+import tokenize
 from datetime import datetime, timezone
 
 RECORD_PREFIX = "@@coderun "
@@ -59,6 +61,10 @@ DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 ENV_CONFIG = b"CODERUN_RUNNER_CONFIG"
 ENV_CODE_PREFIX = b"CODERUN_RUNNER_CODE_"
 ENV_STDIN_PREFIX = b"CODERUN_RUNNER_STDIN_"
+
+# Signals that stop the run from outside (pod deletion sends SIGTERM). They stay blocked and are
+# taken with sigtimedwait, whose sender pid tells the cluster's signals from the snippet's own.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
@@ -172,6 +178,29 @@ def parse_config(text):
         work_dir=work_dir,
         python=python,
     )
+
+
+def snippet_file_bytes(code):
+    """The bytes of the snippet's file: its text in the encoding its coding line declares.
+
+    The snippet arrives as text, in UTF-8. A line like ``# -*- coding: latin-1 -*-`` makes
+    Python decode the file with that codec, so the text is encoded with it, when it can hold
+    the text; otherwise the UTF-8 stays, and Python reports the mismatch as it would anywhere.
+    """
+    try:
+        declared = tokenize.detect_encoding(io.BytesIO(code).readline)[0]
+        if declared in ("utf-8", "utf-8-sig"):
+            return code
+        text = code.decode("utf-8")
+        encoded = text.encode(declared)
+        if (
+            tokenize.detect_encoding(io.BytesIO(encoded).readline)[0] == declared
+            and encoded.decode(declared) == text
+        ):
+            return encoded
+    except (SyntaxError, LookupError, UnicodeError, ValueError):
+        pass
+    return code
 
 
 def read_chunked(environ, prefix):
@@ -494,7 +523,7 @@ class Run(object):
                 % (self.config.work_dir, error.strerror)
             ) from None
         with open(os.path.join(self.run_dir, "main.py"), "wb") as f:
-            f.write(self.code)
+            f.write(snippet_file_bytes(self.code))
         if self.stdin is None:
             return os.open(os.devnull, os.O_RDONLY)
         stdin_path = os.path.join(self.run_dir, ".stdin")
@@ -522,12 +551,23 @@ class Run(object):
         # A fork bomb sends SIGCHLD faster than we read; a full pipe must not print warnings.
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, _silent)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, self.on_stop_signal)
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
-    def on_stop_signal(self, signum, _frame):
-        if self.stop_signal is None:
-            self.stop_signal = signum
+    def take_stop_signals(self):
+        """Note a pending stop signal, unless the snippet sent it to end its run as if deleted."""
+        while True:
+            info = signal.sigtimedwait(STOP_SIGNALS, 0)
+            if info is None:
+                return
+            if self.stop_signal is None and not self.sent_by_snippet(info.si_pid):
+                self.stop_signal = info.si_signo
+
+    def sent_by_snippet(self, pid):
+        if pid == 0:
+            # From outside our pid namespace (the kubelet, in a pod) or from the kernel.
+            return False
+        # In the pod every other process of our pid namespace is the snippet's.
+        return os.getpid() == 1 or pid == self.child_pid or pid in descendants_of(os.getpid())
 
     def exec_child(self, stdin_fd, out_w, err_w, report_w, env):
         """In the forked child: lock the process down and exec the interpreter. Never returns."""
@@ -543,6 +583,8 @@ class Run(object):
                 signal.SIGXFSZ,
             ):
                 signal.signal(signum, signal.SIG_DFL)
+            # So do blocked ones: the runner blocks its stop signals.
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
             os.setsid()
             os.dup2(stdin_fd, 0)
             os.dup2(out_w, 1)
@@ -614,6 +656,7 @@ class Run(object):
             poller.register(fd, select.POLLIN)
         poller.register(self.wake_r, select.POLLIN)
         while True:
+            self.take_stop_signals()
             self.reap()
             now = time.monotonic()
             if self.child_status is not None or self.stop_signal is not None:
@@ -723,6 +766,8 @@ class Run(object):
                 exit_code = 128 + signal_number
             elif os.WIFEXITED(status):
                 exit_code = os.WEXITSTATUS(status)
+        # Past the deadline the snippet may still have ended by itself before the SIGKILL landed.
+        timed_out = self.timed_out and (status is None or signal_number == signal.SIGKILL)
         ended = self.ended_mono or time.monotonic()
         error = "; ".join(self.errors) or None
         if error and len(error) > ERROR_MAX_CHARS:
@@ -730,7 +775,7 @@ class Run(object):
         return {
             "exitCode": exit_code,
             "signal": signal_number,
-            "timedOut": self.timed_out,
+            "timedOut": timed_out,
             "oomKilled": False,
             "stoppedBySignal": self.stop_signal,
             "durationMs": round((ended - self.started_mono) * 1000) if self.started_mono else 0,
@@ -781,21 +826,27 @@ class Run(object):
             now = time.monotonic()
             for stream in (self.stdout, self.stderr):
                 stream.flush(self.log, now, final=True)
+            if self.stdout.guard_dropped or self.stderr.guard_dropped:
+                self.errors.append("output dropped to keep the log within its maximum size")
+            fields = self.result_fields(started)
+            oom_after = self.cgroup.oom_kills()
+            fields["oomKilled"] = bool(
+                fields["signal"] == signal.SIGKILL
+                and oom_before is not None
+                and oom_after is not None
+                and oom_after > oom_before
+            )
+            self.log.emit_result(fields)
         finally:
-            if self.run_dir:
-                shutil.rmtree(self.run_dir, ignore_errors=True)
-        if self.stdout.guard_dropped or self.stderr.guard_dropped:
-            self.errors.append("output dropped to keep the log within its maximum size")
-        fields = self.result_fields(started)
-        oom_after = self.cgroup.oom_kills()
-        fields["oomKilled"] = bool(
-            fields["signal"] == signal.SIGKILL
-            and oom_before is not None
-            and oom_after is not None
-            and oom_after > oom_before
-        )
-        self.log.emit_result(fields)
+            self.remove_run_dir()
         return EXIT_OK if started else EXIT_RUN_NOT_POSSIBLE
+
+    def remove_run_dir(self):
+        """Best effort, after the result: nothing the snippet left there may cost the verdict."""
+        if self.run_dir:
+            # Before Python 3.13 rmtree recurses: a deep enough tree raises RecursionError.
+            with contextlib.suppress(Exception):
+                shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 def failure_result(message):

@@ -2,7 +2,8 @@
 
 The pod runs ``python -c <runner source>``; the snippet, its stdin and the runner's settings
 travel as environment variables. Linux limits each ``NAME=value`` string to 128 KiB, so code
-and stdin are split into numbered chunks (``CODERUN_RUNNER_CODE_0``, ``_1``, ...).
+and stdin are split into numbered chunks (``CODERUN_RUNNER_CODE_0``, ``_1``, ...). The kubelet
+expands ``$(NAME)`` in env values and reads ``$$`` as ``$``, so every ``$`` is sent doubled.
 """
 
 from __future__ import annotations
@@ -64,8 +65,12 @@ def runner_source() -> str:
 
 
 def runner_command(python: str = "python") -> list[str]:
-    """The container command that starts the runner with the image's interpreter."""
-    return [python, "-c", runner_source()]
+    """The container command that starts the runner with the image's interpreter.
+
+    ``-I`` keeps the working directory (the writable /tmp the snippet shares) and PYTHON*
+    variables out of the runner's imports.
+    """
+    return [python, "-I", "-c", runner_source()]
 
 
 def split_utf8(text: str, max_bytes: int = CHUNK_BYTES) -> list[str]:
@@ -97,6 +102,11 @@ def _check_env_text(name: str, text: str) -> None:
         raise ValueError(f"{name} is not valid Unicode text (lone surrogate).") from None
 
 
+def _escape_references(value: str) -> str:
+    """The env value that the kubelet's ``$(NAME)`` expansion turns back into ``value``."""
+    return value.replace("$", "$$")
+
+
 def _config_wire(config: RunnerConfig | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(config, RunnerConfig):
         return config.to_wire()
@@ -107,8 +117,10 @@ def _config_wire(config: RunnerConfig | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _chunk_entries(prefix: str, text: str) -> list[dict[str, str]]:
+    # Split before escaping: the limit is on what the container gets, after the expansion.
     return [
-        {"name": f"{prefix}{index}", "value": piece} for index, piece in enumerate(split_utf8(text))
+        {"name": f"{prefix}{index}", "value": _escape_references(piece)}
+        for index, piece in enumerate(split_utf8(text))
     ]
 
 
@@ -124,7 +136,7 @@ def runner_environment(
     if stdin is not None:
         _check_env_text("The stdin", stdin)
     config_json = json.dumps(_config_wire(config), separators=(",", ":"), allow_nan=False)
-    env = [{"name": CONFIG_ENV, "value": config_json}]
+    env = [{"name": CONFIG_ENV, "value": _escape_references(config_json)}]
     env += _chunk_entries(CODE_ENV_PREFIX, code)
     if stdin is not None:
         env += _chunk_entries(STDIN_ENV_PREFIX, stdin)
