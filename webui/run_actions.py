@@ -1,0 +1,62 @@
+"""What both the pages and the JSON API do to a run: start it (rate-limited) and cancel it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from webui.rate_limit import client_key
+from webui.run_names import new_run_name
+from webui.run_view import is_terminal
+from webui.runs_store import Refused
+from webui.services import get_services
+from webui.validation import RunRequest
+
+
+class RateLimitError(Exception):
+    """This client started too many runs; ``retry_after`` is in seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many runs; try again in {retry_after} s.")
+        self.retry_after = retry_after
+
+
+def rate_limit_message(retry_after: int) -> str:
+    """The sentence for a rate-limited client."""
+    per_minute = get_services().settings.runs_per_minute_per_client
+    return (
+        f"You have started {per_minute} runs in the last minute, the most allowed. "
+        f"Try again in {retry_after} second{'s' if retry_after != 1 else ''}."
+    )
+
+
+def refused_status(error: Refused) -> int:
+    """HTTP status for a refusal: 422 when the run itself was invalid, else 503.
+
+    403 (for example a full ResourceQuota, or missing rights) is nothing the user can fix by
+    changing the run, so it is reported as the service being unavailable.
+    """
+    return 422 if error.status in (400, 422) else 503
+
+
+def start_run(run_request: RunRequest) -> dict[str, Any]:
+    """Creates a CodeRun for ``run_request`` under a fresh unguessable name.
+
+    Raises `RateLimitError` before touching the API when this client is over its limit, and the
+    store's errors when the API server fails or refuses.
+    """
+    services = get_services()
+    retry_after = services.limiter.try_acquire(client_key(request.remote_addr or "unknown"))
+    if retry_after:
+        raise RateLimitError(retry_after)
+    return services.store.create(new_run_name(), run_request.spec())
+
+
+def cancel_run(name: str) -> tuple[dict[str, Any], bool]:
+    """Asks the operator to stop run ``name``; returns (run, whether it was still running)."""
+    store = get_services().store
+    run = store.get(name)
+    if is_terminal(run):
+        return run, False
+    return store.cancel(name), True
