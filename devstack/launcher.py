@@ -1,21 +1,240 @@
-"""Start devcluster for `make run` and report what is available.
+"""`make run`: bring up the local stack in order, print where to find it, stop it on Ctrl+C.
 
-The operator and the web UI are not built yet; until they are, this starts devcluster alone
-and says so plainly.
+Order: devcluster's API server, its node agent (two nodes), the project's own manifests from
+deploy/base, a token per service account, then the operator and the web UI (gunicorn) as
+their own processes with their own identities. Each part runs in its own process group and
+logs to a file under `.run/logs/`; Ctrl+C (or SIGTERM) stops every group. A lock file makes a
+second `make run` say plainly that one is already running.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import signal
 import sys
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from devstack.cluster_setup import SetupError, apply_base, service_account_kubeconfig
+from devstack.processes import Child, StartError, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = ROOT / ".run"
+LOCK_PATH = STATE_DIR / "stack.lock"
+INFO_PATH = STATE_DIR / "stack.json"
+KUBECONFIG_PATH = STATE_DIR / "kubeconfig"
+LOG_DIR = STATE_DIR / "logs"
+KUBECTL_HOME = STATE_DIR / "kubectl-home"
+NODES = 2
+
+
+class AlreadyRunningError(RuntimeError):
+    """Another `make run` holds the lock."""
+
+
+def _take_lock() -> Any:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    handle = LOCK_PATH.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AlreadyRunningError(_running_description()) from None
+    return handle
+
+
+def _running_description() -> str:
+    try:
+        info = json.loads(INFO_PATH.read_text())
+    except (OSError, ValueError):
+        return "coderun is already starting or running in another terminal (make run)."
+    return (
+        f"coderun is already running (pid {info.get('pid')}): {info.get('url')} "
+        f"with kubeconfig {info.get('kubeconfig')}; stop it with Ctrl+C in its terminal."
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LocalStack:
+    """The processes of one `make run`, started in order and stopped in reverse."""
+
+    def __init__(self, web_port: int) -> None:
+        self.web_port = web_port
+        self.children: list[Child] = []
+
+    def _start(self, child: Child) -> Child:
+        self.children.append(child)
+        child.start()
+        return child
+
+    def start_api_server(self) -> dict[str, Any]:
+        ready_file = STATE_DIR / "devcluster.ready.json"
+        ready_file.unlink(missing_ok=True)
+        child = self._start(
+            Child(
+                "devcluster",
+                [
+                    sys.executable,
+                    "-m",
+                    "devcluster",
+                    "--kubeconfig",
+                    str(KUBECONFIG_PATH),
+                    "--ready-file",
+                    str(ready_file),
+                    "--nodes",
+                    "0",
+                    "--namespace",
+                    "coderun-runs",
+                    "--audit-log",
+                    str(LOG_DIR / "audit.jsonl"),
+                ],
+                LOG_DIR / "devcluster.log",
+            )
+        )
+        wait_until(ready_file.exists, child, 60, "waiting for the API server")
+        return json.loads(ready_file.read_text())
+
+    def start_node_agent(self) -> None:
+        child = self._start(
+            Child(
+                "node agent",
+                [
+                    sys.executable,
+                    "-m",
+                    "devcluster.node_agent",
+                    "--kubeconfig",
+                    str(KUBECONFIG_PATH),
+                    "--nodes",
+                    str(NODES),
+                ],
+                LOG_DIR / "node-agent.log",
+            )
+        )
+        wait_until(
+            lambda: '"event": "ready"' in child.log_tail(200), child, 60, "registering nodes"
+        )
+
+    def start_operator(self, kubeconfig: Path) -> None:
+        health = _free_port()
+        child = self._start(
+            Child(
+                "operator",
+                [sys.executable, "-m", "coderun_operator"],
+                LOG_DIR / "operator.log",
+                env={
+                    "KUBECONFIG": str(kubeconfig),
+                    "CODERUN_OPERATOR_HEALTH_PORT": str(health),
+                    "CODERUN_OPERATOR_METRICS_PORT": str(_free_port()),
+                },
+            )
+        )
+        url = f"http://127.0.0.1:{health}/healthz"
+        wait_until(lambda: _answers(url), child, 60, "waiting for its health endpoint")
+
+    def start_web_ui(self, kubeconfig: Path) -> str:
+        child = self._start(
+            Child(
+                "web UI",
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    str(ROOT / "gunicorn.conf.py"),
+                    "webui:create_app()",
+                ],
+                LOG_DIR / "webui.log",
+                env={"KUBECONFIG": str(kubeconfig), "CODERUN_PORT": str(self.web_port)},
+            )
+        )
+        url = f"http://127.0.0.1:{self.web_port}/"
+        wait_until(lambda: _answers(url + "readyz"), child, 60, "waiting for /readyz")
+        return url
+
+    def watch(self, stop: threading.Event) -> str | None:
+        """Block until asked to stop; returns the name of a part that died, if one did."""
+        while not stop.wait(0.5):
+            for child in self.children:
+                if not child.alive():
+                    return child.name
+        return None
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+
+
+def _banner(url: str) -> str:
+    return (
+        f"\ncoderun is running: open {url}\n"
+        f"  kubeconfig: {KUBECONFIG_PATH}\n"
+        f"  try:        kubectl --kubeconfig {KUBECONFIG_PATH} -n coderun-runs get coderuns\n"
+        f"  logs:       {LOG_DIR}/ (devcluster, node-agent, operator, webui)\n"
+        "Press Ctrl+C to stop everything.\n"
+    )
 
 
 def main() -> int:
-    """Entry point of `make run`."""
-    port = os.environ.get("CODERUN_PORT", "8080")
-    print(
-        "coderun: the operator and the web UI are not built yet, so there is nothing to serve "
-        f"on http://127.0.0.1:{port}/ and devcluster is not started either.",
-        file=sys.stderr,
-    )
-    return 1
+    """Entry point of `make run`; returns the exit code."""
+    try:
+        lock = _take_lock()
+    except AlreadyRunningError as error:
+        print(error, file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    web_port = int(os.environ.get("CODERUN_PORT", "8080"))
+    stack = LocalStack(web_port)
+    try:
+        print("Starting devcluster (API server and two nodes) ...", flush=True)
+        stack.start_api_server()
+        stack.start_node_agent()
+        print("Applying deploy/base and issuing service-account tokens ...", flush=True)
+        apply_base(KUBECONFIG_PATH, KUBECTL_HOME)
+        operator_config = service_account_kubeconfig(
+            KUBECONFIG_PATH, KUBECTL_HOME, "coderun-operator", STATE_DIR / "operator.kubeconfig"
+        )
+        webui_config = service_account_kubeconfig(
+            KUBECONFIG_PATH, KUBECTL_HOME, "coderun-webui", STATE_DIR / "webui.kubeconfig"
+        )
+        print("Starting the operator and the web UI ...", flush=True)
+        stack.start_operator(operator_config)
+        url = stack.start_web_ui(webui_config)
+        INFO_PATH.write_text(
+            json.dumps({"pid": os.getpid(), "url": url, "kubeconfig": str(KUBECONFIG_PATH)})
+        )
+        print(_banner(url), flush=True)
+        died = stack.watch(stop)
+        if died:
+            print(f"{died} stopped unexpectedly; see {LOG_DIR}/", file=sys.stderr)
+            return 1
+        return 0
+    except (StartError, SetupError) as error:
+        print(f"make run: {error}", file=sys.stderr)
+        return 1
+    finally:
+        print("Stopping ...", flush=True)
+        stack.stop()
+        INFO_PATH.unlink(missing_ok=True)
+        lock.close()
+        print("Stopped.", flush=True)

@@ -62,6 +62,8 @@ _BACKOFF_MAX_SECONDS = 30.0
 _WARNING_REASONS = frozenset(
     {"Rejected", "Unschedulable", "ImagePullFailed", "ConfigError", "Lost"}
 )
+# How long a pod this process created stands in for the watch's view of it.
+_WATCH_LAG_SECONDS = 30.0
 # A log read may add a little beyond the runner's own bound (e.g. a warning on its stderr).
 _LOG_SLACK_BYTES = 64 * 1024
 
@@ -91,6 +93,11 @@ class Controller:
         self._wakes: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._wake_event = asyncio.Event()
+        # What this process just did that the pod watch may not show yet: a pod it created
+        # (with the time it did) and pods it deleted, by run uid. Without them a reconcile
+        # triggered in between would create or delete a second time.
+        self._created: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._deleted: dict[str, str] = {}
 
     # -- what the watches tell us -------------------------------------------------------
 
@@ -98,9 +105,8 @@ class Controller:
         """Remember the latest version of a run (or forget it); returns its uid."""
         uid = body["metadata"]["uid"]
         if event_type == "DELETED":
-            self.runs.pop(uid, None)
-            self._wakes.pop(uid, None)
-            self._failures.pop(uid, None)
+            for table in (self.runs, self._wakes, self._failures, self._created, self._deleted):
+                table.pop(uid, None)
         else:
             self._keep_newer(uid, dict(body))
         RUNS_ACTIVE.set(sum(1 for run in self.runs.values() if not is_terminal(run)))
@@ -118,6 +124,18 @@ class Controller:
         """The uid of the run a pod belongs to, from its label."""
         return ((body.get("metadata") or {}).get("labels") or {}).get(RUN_UID_LABEL)
 
+    def pod_of(self, uid: str) -> Mapping[str, Any] | None:
+        """The run's pod: the watch's view, or the one just created if the watch lags."""
+        pod = self.pod_lookup(uid)
+        if pod is not None:
+            self._created.pop(uid, None)
+            return pod
+        created = self._created.get(uid)
+        if created is not None and time.monotonic() - created[0] < _WATCH_LAG_SECONDS:
+            return created[1]
+        self._created.pop(uid, None)
+        return None
+
     # -- reconciling ----------------------------------------------------------------------
 
     async def reconcile(self, uid: str) -> None:
@@ -129,7 +147,7 @@ class Controller:
                 self._locks.pop(uid, None)
                 return
             try:
-                decision = decide(run, self.pod_lookup(uid), self.clock(), self.settings)
+                decision = decide(run, self.pod_of(uid), self.clock(), self.settings)
                 await self._carry_out(uid, decision)
             except KubeError as error:
                 self._after_failure(uid, error)
@@ -156,7 +174,8 @@ class Controller:
 
     async def _create_pod(self, uid: str, action: CreatePod) -> None:
         try:
-            await asyncio.to_thread(self.api.create_pod, action.manifest)
+            created = await asyncio.to_thread(self.api.create_pod, action.manifest)
+            self._created[uid] = (time.monotonic(), created)
         except KubeError as error:
             if error.quota_exceeded:
                 await self._queue(uid, error.message)
@@ -217,7 +236,7 @@ class Controller:
         limit = max_log_bytes(
             limits.stdout_limit_bytes, limits.stderr_limit_bytes, action.context.timeout_seconds
         )
-        pod = self.pod_lookup(uid)
+        pod = self.pod_of(uid)
         try:
             raw = await asyncio.to_thread(
                 self.api.read_pod_log, action.pod_name, CONTAINER_NAME, limit + _LOG_SLACK_BYTES
@@ -239,9 +258,13 @@ class Controller:
             await self._delete_pod(uid, action.pod_name)
 
     async def _delete_pod(self, uid: str, name: str) -> None:
-        pod = self.pod_lookup(uid)
+        pod = self.pod_of(uid)
         pod_uid = (pod or {}).get("metadata", {}).get("uid")
+        if pod_uid is not None and self._deleted.get(uid) == pod_uid:
+            return  # deleted already; the watch has not caught up
         await asyncio.to_thread(self.api.delete_pod, name, pod_uid)
+        if pod_uid is not None:
+            self._deleted[uid] = pod_uid
 
     # -- when to look again ----------------------------------------------------------------
 

@@ -69,6 +69,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         ignored_fields=["spec.code", "spec.stdin", "status"],
     )
     settings.execution.max_workers = 16
+    # Serve the runs namespace and the resources present at start-up only: watching all
+    # namespaces and CRDs would need cluster-wide permissions the operator does not hold.
+    settings.scanning.disabled = True
     api_client = await asyncio.to_thread(_kubernetes_client)
     controller = Controller(RunsApi(api_client, ours.runs_namespace), ours)
     memo["controller"] = controller

@@ -1,0 +1,90 @@
+"""Child processes of the local stack: started in their own process groups, stopped whole."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class StartError(RuntimeError):
+    """A part of the stack did not come up; the message says which and where its log is."""
+
+
+@dataclass
+class Child:
+    """One long-running process of the stack and the file its output goes to."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start in a new session so that stopping it reaches its whole process group."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                list(self.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """SIGTERM the process group, then SIGKILL whatever is left after the grace period."""
+        if self.process is None:
+            return
+        pgid = self.process.pid
+        _signal_group(pgid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=grace_seconds)
+        # Grandchildren may outlive the leader; the group is cleaned either way.
+        _signal_group(pgid, signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.wait(timeout=5)
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of this child's log, for error messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+
+
+def wait_until(check: Callable[[], bool], child: Child, timeout_seconds: float, what: str) -> None:
+    """Poll ``check`` until it holds; fail early if ``child`` dies, or after the timeout."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if not child.alive():
+            raise StartError(
+                f"{child.name} stopped while starting ({what}); its log {child.log_path} ends with:"
+                f"\n{child.log_tail()}"
+            )
+        time.sleep(0.1)
+    raise StartError(
+        f"{child.name} was not ready after {timeout_seconds:.0f} s ({what}); see {child.log_path}"
+    )

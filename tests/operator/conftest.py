@@ -1,0 +1,139 @@
+"""One cluster and one real operator process for the operator's end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.cluster_setup import apply_base, service_account_kubeconfig
+from tests.support.processes import TestProcess, free_port
+from tests.support.stack import ROOT, PodWatch, Stack, operator_process
+
+# Runtimes the tests need besides the default one: an image no node can pull, and one that
+# is told to use the image's own user although that user is root.
+TEST_OPERATOR_ENV = {
+    "CODERUN_RUNTIMES": (
+        "python3.12=python:3.12-slim,missing-image=registry.invalid/coderun/missing:0,"
+        "image-user-on-root-image=python:3.12-slim"
+    ),
+    "CODERUN_IMAGE_USER_RUNTIMES": "image-user-on-root-image",
+    "CODERUN_PENDING_LIMIT_SECONDS": "5",
+    "CODERUN_MAX_CPU": "64",
+    "CODERUN_DEFAULT_CPU": "100m",
+    "CODERUN_DEFAULT_MEMORY": "128Mi",
+    "CODERUN_TTL_SECONDS_AFTER_FINISHED": "3600",
+}
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _start_devcluster(workdir: Path) -> tuple[str, list[TestProcess]]:
+    kubeconfig = workdir / "kubeconfig"
+    ready = workdir / "devcluster.ready.json"
+    server = TestProcess(
+        "devcluster",
+        [
+            sys.executable,
+            "-m",
+            "devcluster",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--ready-file",
+            str(ready),
+            "--nodes",
+            "0",
+            "--namespace",
+            "coderun-runs",
+            "--audit-log",
+            str(workdir / "audit.jsonl"),
+        ],
+        workdir / "devcluster.log",
+        cwd=ROOT,
+    )
+    server.start()
+    server.wait_until(ready.exists, 60, "starting")
+    agent = TestProcess(
+        "node agent",
+        [
+            sys.executable,
+            "-m",
+            "devcluster.node_agent",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--nodes",
+            "2",
+            "--cpu",
+            "4",
+            "--memory",
+            "8Gi",
+            "--pods",
+            "40",
+        ],
+        workdir / "node-agent.log",
+        cwd=ROOT,
+    )
+    agent.start()
+    agent.wait_until(lambda: '"event": "ready"' in agent.log_text(), 60, "registering nodes")
+    return str(kubeconfig), [agent, server]
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The CRD installed, and the real operator running (restartable by tests)."""
+    workdir = Path(tempfile.mkdtemp(prefix="coderun-e2e-"))
+    external = os.environ.get("CODERUN_TEST_KUBECONFIG")
+    processes: list[TestProcess] = []
+    if external:
+        kubeconfig = external
+        operator = None
+    else:
+        kubeconfig, processes = _start_devcluster(workdir)
+        # The operator runs as its own service account, with only the RBAC of deploy/base.
+        home = workdir / "kubectl-home"
+        apply_base(Path(kubeconfig), home)
+        operator_config = service_account_kubeconfig(
+            Path(kubeconfig), home, "coderun-operator", workdir / "operator.kubeconfig"
+        )
+        health = free_port()
+        operator = operator_process(
+            workdir,
+            str(operator_config),
+            {
+                **TEST_OPERATOR_ENV,
+                "CODERUN_OPERATOR_HEALTH_PORT": str(health),
+                "CODERUN_OPERATOR_METRICS_PORT": str(free_port()),
+            },
+        )
+    built = Stack(
+        workdir=workdir,
+        kubeconfig=kubeconfig,
+        operator=operator,
+        audit_log=None if external else workdir / "audit.jsonl",
+    )
+    try:
+        built.pod_watch = PodWatch(built.api, built.namespace)
+        built.pod_watch.start()
+        if operator is not None:
+            operator.start()
+            url = f"http://127.0.0.1:{health}/healthz"
+            operator.wait_until(lambda: _answers(url), 60, "starting")
+        yield built
+    finally:
+        if built.pod_watch is not None:
+            built.pod_watch.stop()
+        if operator is not None:
+            operator.stop()
+        for process in processes:
+            process.stop()
