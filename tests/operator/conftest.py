@@ -106,14 +106,14 @@ def stack() -> Iterator[Stack]:
         operator_config = service_account_kubeconfig(
             Path(kubeconfig), home, "coderun-operator", workdir / "operator.kubeconfig"
         )
-        health = free_port()
+        health, metrics = free_port(), free_port()
         operator = operator_process(
             workdir,
             str(operator_config),
             {
                 **TEST_OPERATOR_ENV,
                 "CODERUN_OPERATOR_HEALTH_PORT": str(health),
-                "CODERUN_OPERATOR_METRICS_PORT": str(free_port()),
+                "CODERUN_OPERATOR_METRICS_PORT": str(metrics),
             },
         )
     built = Stack(
@@ -121,6 +121,7 @@ def stack() -> Iterator[Stack]:
         kubeconfig=kubeconfig,
         operator=operator,
         audit_log=None if external else workdir / "audit.jsonl",
+        operator_metrics_url=None if external else f"http://127.0.0.1:{metrics}/metrics",
     )
     try:
         built.pod_watch = PodWatch(built.api, built.namespace)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import textwrap
 import time
+import urllib.request
 from datetime import datetime
 
 import pytest
@@ -248,3 +249,41 @@ def test_operator_killed_and_restarted_loses_and_duplicates_nothing(stack, momen
     assert (run["status"]["reason"], run["status"]["stdout"]) == ("Completed", "once\n")
     assert stack.pods_created_for(run) == 1
     assert "AlreadyExists" not in stack.operator.log_text()
+
+
+def test_a_full_quota_queues_runs_until_capacity_frees(stack):
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "one-pod"},
+        "spec": {"hard": {"pods": "1"}},
+    }
+    stack.core.create_namespaced_resource_quota(stack.namespace, quota)
+    try:
+        first = stack.create_run("import time\ntime.sleep(3)\nprint('first')\n")
+        stack.wait_for(lambda: len(stack.pods_of(first)) == 1, "the first pod")
+        second = stack.create_run("print('second')")
+        name = second["metadata"]["name"]
+        queued = stack.wait_run(name, lambda r: (r.get("status") or {}).get("reason") == "Queued")
+        assert queued["status"]["phase"] == "Pending"
+        assert "exceeded quota" in queued["status"]["message"]
+        done = stack.wait_terminal(name)
+        assert (done["status"]["reason"], done["status"]["stdout"]) == ("Completed", "second\n")
+        assert stack.wait_terminal(first["metadata"]["name"])["status"]["stdout"] == "first\n"
+    finally:
+        # The answer is a Status, as on a real API server, which this client version cannot
+        # read as a ResourceQuota; the raw response is enough.
+        stack.core.delete_namespaced_resource_quota(
+            "one-pod", stack.namespace, _preload_content=False
+        )
+
+
+def test_metrics_count_runs_by_phase_and_reason(stack):
+    if stack.operator is None:
+        pytest.skip("the operator's metrics port is reachable only when the tests start it")
+    stack.run_and_wait("print('measured')")
+    with urllib.request.urlopen(stack.operator_metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    assert 'coderun_runs_finished_total{phase="Succeeded",reason="Completed"}' in text
+    assert "coderun_run_duration_seconds_count" in text
+    assert 'coderun_operator_api_calls_total{operation="create_pod",outcome="ok"}' in text

@@ -46,6 +46,7 @@ class Stack:
     unplaceable_cpu: str = "32"
     pod_watch: Any = None
     audit_log: Path | None = None
+    operator_metrics_url: str | None = None
     _api: kubernetes.client.ApiClient | None = field(default=None, repr=False)
 
     @property
