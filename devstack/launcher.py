@@ -28,7 +28,6 @@ LOCK_PATH = STATE_DIR / "stack.lock"
 INFO_PATH = STATE_DIR / "stack.json"
 KUBECONFIG_PATH = STATE_DIR / "kubeconfig"
 LOG_DIR = STATE_DIR / "logs"
-KUBECTL_HOME = STATE_DIR / "kubectl-home"
 NODES = 2
 
 
@@ -75,19 +74,56 @@ def _free_port() -> int:
 
 
 class LocalStack:
-    """The processes of one `make run`, started in order and stopped in reverse."""
+    """The processes of one stack, started in order and stopped in reverse.
 
-    def __init__(self, web_port: int) -> None:
+    ``state_dir`` holds the kubeconfigs and logs; `make run` uses `.run/`, tests a temporary
+    directory. ``operator_env`` and ``web_env`` add settings and ``node_args`` node-agent
+    options (tests use them for limits and capacity).
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        web_port: int,
+        operator_env: dict[str, str] | None = None,
+        web_env: dict[str, str] | None = None,
+        node_args: tuple[str, ...] = (),
+    ) -> None:
+        self.state_dir = state_dir
         self.web_port = web_port
-        self.children: list[Child] = []
+        self.operator_env = dict(operator_env or {})
+        self.web_env = dict(web_env or {})
+        self.node_args = node_args
+        self.log_dir = state_dir / "logs"
+        self.kubeconfig = state_dir / "kubeconfig"
+        self.kubectl_home = state_dir / "kubectl-home"
+        self.children: dict[str, Child] = {}
+        self.url = f"http://127.0.0.1:{web_port}/"
+        self.operator_health_url = ""
+        self.operator_metrics_url = ""
 
     def _start(self, child: Child) -> Child:
-        self.children.append(child)
+        self.children[child.name] = child
         child.start()
         return child
 
+    def start_all(self) -> None:
+        """Bring up every part in order; raises StartError or SetupError with the reason."""
+        self.start_api_server()
+        self.start_node_agent()
+        apply_base(self.kubeconfig, self.kubectl_home)
+        for account in ("coderun-operator", "coderun-webui"):
+            service_account_kubeconfig(
+                self.kubeconfig,
+                self.kubectl_home,
+                account,
+                self.state_dir / f"{account}.kubeconfig",
+            )
+        self.start_operator()
+        self.start_web_ui()
+
     def start_api_server(self) -> dict[str, Any]:
-        ready_file = STATE_DIR / "devcluster.ready.json"
+        ready_file = self.state_dir / "devcluster.ready.json"
         ready_file.unlink(missing_ok=True)
         child = self._start(
             Child(
@@ -97,7 +133,7 @@ class LocalStack:
                     "-m",
                     "devcluster",
                     "--kubeconfig",
-                    str(KUBECONFIG_PATH),
+                    str(self.kubeconfig),
                     "--ready-file",
                     str(ready_file),
                     "--nodes",
@@ -105,9 +141,9 @@ class LocalStack:
                     "--namespace",
                     "coderun-runs",
                     "--audit-log",
-                    str(LOG_DIR / "audit.jsonl"),
+                    str(self.log_dir / "audit.jsonl"),
                 ],
-                LOG_DIR / "devcluster.log",
+                self.log_dir / "devcluster.log",
             )
         )
         wait_until(ready_file.exists, child, 60, "waiting for the API server")
@@ -116,44 +152,48 @@ class LocalStack:
     def start_node_agent(self) -> None:
         child = self._start(
             Child(
-                "node agent",
+                "node-agent",
                 [
                     sys.executable,
                     "-m",
                     "devcluster.node_agent",
                     "--kubeconfig",
-                    str(KUBECONFIG_PATH),
+                    str(self.kubeconfig),
                     "--nodes",
                     str(NODES),
                 ],
-                LOG_DIR / "node-agent.log",
+                self.log_dir / "node-agent.log",
             )
         )
         wait_until(
             lambda: '"event": "ready"' in child.log_tail(200), child, 60, "registering nodes"
         )
 
-    def start_operator(self, kubeconfig: Path) -> None:
-        health = _free_port()
+    def start_operator(self) -> None:
+        """Start (or start again) the operator under its own service account."""
+        health, metrics = _free_port(), _free_port()
+        self.operator_health_url = f"http://127.0.0.1:{health}/healthz"
+        self.operator_metrics_url = f"http://127.0.0.1:{metrics}/metrics"
         child = self._start(
             Child(
                 "operator",
                 [sys.executable, "-m", "coderun_operator"],
-                LOG_DIR / "operator.log",
+                self.log_dir / "operator.log",
                 env={
-                    "KUBECONFIG": str(kubeconfig),
+                    **self.operator_env,
+                    "KUBECONFIG": str(self.state_dir / "coderun-operator.kubeconfig"),
                     "CODERUN_OPERATOR_HEALTH_PORT": str(health),
-                    "CODERUN_OPERATOR_METRICS_PORT": str(_free_port()),
+                    "CODERUN_OPERATOR_METRICS_PORT": str(metrics),
                 },
             )
         )
-        url = f"http://127.0.0.1:{health}/healthz"
+        url = self.operator_health_url
         wait_until(lambda: _answers(url), child, 60, "waiting for its health endpoint")
 
-    def start_web_ui(self, kubeconfig: Path) -> str:
+    def start_web_ui(self) -> None:
         child = self._start(
             Child(
-                "web UI",
+                "webui",
                 [
                     sys.executable,
                     "-m",
@@ -162,24 +202,27 @@ class LocalStack:
                     str(ROOT / "gunicorn.conf.py"),
                     "webui:create_app()",
                 ],
-                LOG_DIR / "webui.log",
-                env={"KUBECONFIG": str(kubeconfig), "CODERUN_PORT": str(self.web_port)},
+                self.log_dir / "webui.log",
+                env={
+                    **self.web_env,
+                    "KUBECONFIG": str(self.state_dir / "coderun-webui.kubeconfig"),
+                    "CODERUN_PORT": str(self.web_port),
+                },
             )
         )
-        url = f"http://127.0.0.1:{self.web_port}/"
-        wait_until(lambda: _answers(url + "readyz"), child, 60, "waiting for /readyz")
-        return url
+        wait_until(lambda: _answers(self.url + "readyz"), child, 60, "waiting for /readyz")
 
     def watch(self, stop: threading.Event) -> str | None:
         """Block until asked to stop; returns the name of a part that died, if one did."""
         while not stop.wait(0.5):
-            for child in self.children:
+            for child in self.children.values():
                 if not child.alive():
                     return child.name
         return None
 
     def stop(self) -> None:
-        for child in reversed(self.children):
+        """Stop every part, the last started first."""
+        for child in reversed(list(self.children.values())):
             child.stop()
 
 
@@ -204,22 +247,15 @@ def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     web_port = int(os.environ.get("CODERUN_PORT", "8080"))
-    stack = LocalStack(web_port)
+    stack = LocalStack(STATE_DIR, web_port)
     try:
-        print("Starting devcluster (API server and two nodes) ...", flush=True)
-        stack.start_api_server()
-        stack.start_node_agent()
-        print("Applying deploy/base and issuing service-account tokens ...", flush=True)
-        apply_base(KUBECONFIG_PATH, KUBECTL_HOME)
-        operator_config = service_account_kubeconfig(
-            KUBECONFIG_PATH, KUBECTL_HOME, "coderun-operator", STATE_DIR / "operator.kubeconfig"
+        print(
+            "Starting devcluster (API server, two nodes), applying deploy/base, then the "
+            "operator and the web UI ...",
+            flush=True,
         )
-        webui_config = service_account_kubeconfig(
-            KUBECONFIG_PATH, KUBECTL_HOME, "coderun-webui", STATE_DIR / "webui.kubeconfig"
-        )
-        print("Starting the operator and the web UI ...", flush=True)
-        stack.start_operator(operator_config)
-        url = stack.start_web_ui(webui_config)
+        stack.start_all()
+        url = stack.url
         INFO_PATH.write_text(
             json.dumps({"pid": os.getpid(), "url": url, "kubeconfig": str(KUBECONFIG_PATH)})
         )
