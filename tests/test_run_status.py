@@ -311,3 +311,30 @@ def test_a_pod_deleted_under_the_run_is_lost_even_if_the_runner_exited_cleanly()
     status = finished(deleted, None)
     assert (status["reason"], status["phase"]) == ("Lost", "Failed")
     assert "deleted" in status["message"]
+
+
+def test_a_pod_no_scheduler_answers_for_is_unschedulable_after_the_pending_limit():
+    silent = pod("Pending", scheduled=False)
+    silent["metadata"]["creationTimestamp"] = (NOW - timedelta(seconds=59)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    assert progress_status(view_pod(silent), CONTEXT, NOW)["phase"] == "Pending"
+    silent["metadata"]["creationTimestamp"] = (NOW - timedelta(seconds=61)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    status = progress_status(view_pod(silent), CONTEXT, NOW)
+    assert (status["phase"], status["reason"]) == ("Failed", "Unschedulable")
+
+
+def test_a_pod_on_a_node_that_went_silent_is_lost():
+    running = pod("Running", state={"running": {"startedAt": "2026-12-03T11:00:00Z"}})
+    running["metadata"]["creationTimestamp"] = (NOW - timedelta(seconds=305 + 59)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    assert progress_status(view_pod(running), CONTEXT, NOW)["phase"] == "Running"
+    running["metadata"]["creationTimestamp"] = (NOW - timedelta(seconds=305 + 61)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    status = progress_status(view_pod(running), CONTEXT, NOW)
+    assert (status["phase"], status["reason"]) == ("Failed", "Lost")
+    assert "stopped reporting" in status["message"]

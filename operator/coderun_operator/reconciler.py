@@ -32,7 +32,7 @@ from coderun_operator.settings import OperatorSettings
 
 # Progress worth a write: the floor of writes per run leaves out routine Pending/Starting.
 _PROGRESS_WORTH_WRITING = frozenset({"Queued"})
-# How often a run waiting on the scheduler is looked at again for its pending limit.
+# How often a run whose pod has not finished is looked at again for its time limits.
 PENDING_RECHECK_SECONDS = 5.0
 
 
@@ -147,7 +147,8 @@ def _decide_with_pod(
         return Decision(notes=("pod is being deleted",))
     progress = progress_status(view, context, now)
     current = run.get("status") or {}
-    wake = PENDING_RECHECK_SECONDS if view.unschedulable_since else None
+    # Limits on waiting (pending limit, silent node) need a look without an event.
+    wake = PENDING_RECHECK_SECONDS
     worth_writing = progress["phase"] != "Pending" or progress["reason"] in _PROGRESS_WORTH_WRITING
     if not worth_writing or _same_progress(current, progress):
         return Decision(wake_after_seconds=wake)

@@ -143,6 +143,12 @@ def progress_status(view: PodView, context: RunContext, now: datetime) -> dict[s
             **_status("Failed", "ConfigError", message.strip()[:4096], now),
             **_pod_fields(view),
         }
+    if _node_went_silent(view, context, now):
+        message = (
+            f"The node {view.node_name} stopped reporting the run's pod: it did not end it "
+            f"within its deadline of {context.deadline_seconds} s."
+        )
+        return {**_status("Failed", "Lost", message, now), **_pod_fields(view)}
     if view.running_since and not view.deleting:
         message = f"The snippet is running on node {view.node_name}."
         return {**_status("Running", "Started", message, now), **_pod_fields(view)}
@@ -160,6 +166,32 @@ def progress_status(view: PodView, context: RunContext, now: datetime) -> dict[s
             }
         message = f"Queued: no node can take the run yet. {view.unschedulable_message}"
         return {**_status("Pending", "Queued", message.strip()[:4096], now), **_pod_fields(view)}
+    return _starting_status(view, context, now)
+
+
+# Beyond its deadline plus this, a pod that still reports nothing has a node that stopped
+# reporting (a real cluster would evict it after about five minutes); the run is lost.
+SILENT_NODE_GRACE_SECONDS = 60
+
+
+def _node_went_silent(view: PodView, context: RunContext, now: datetime) -> bool:
+    created = parse_time(view.created_at)
+    if view.node_name is None or created is None:
+        return False
+    return (now - created).total_seconds() >= context.deadline_seconds + SILENT_NODE_GRACE_SECONDS
+
+
+def _starting_status(view: PodView, context: RunContext, now: datetime) -> dict[str, Any]:
+    """A pod that is neither running nor refused: starting, or silent for too long."""
+    created = parse_time(view.created_at)
+    age = (now - created).total_seconds() if created else 0.0
+    if view.node_name is None and age >= context.pending_limit_seconds:
+        # No scheduler has said anything at all (not even "unschedulable") in time.
+        message = (
+            f"No node took the run within {context.pending_limit_seconds} s; the scheduler "
+            "did not place its pod."
+        )
+        return {**_status("Failed", "Unschedulable", message, now), **_pod_fields(view)}
     if view.waiting_reason:
         detail = f"{view.waiting_reason}: {view.waiting_message}".rstrip(": ")
         message = f"The pod is starting on node {view.node_name} ({detail})."

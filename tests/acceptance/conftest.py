@@ -7,10 +7,12 @@ browser, the JSON API, and real kubectl.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from devstack.launcher import LocalStack
 from tests.support.processes import free_port
@@ -55,6 +58,19 @@ class FullStack:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
         self.local.start_operator()
+
+    def cluster_admin(self, method: str, path: str, body: Any = None) -> Any:
+        """A request to devcluster's own admin endpoints (faults), as the cluster admin."""
+        config = yaml.safe_load(Path(self.kubeconfig).read_text())
+        server = config["clusters"][0]["cluster"]
+        ca = base64.b64decode(server["certificate-authority-data"]).decode()
+        context = ssl.create_default_context(cadata=ca)
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(server["server"] + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {config['users'][0]['user']['token']}")
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:
+            return json.loads(response.read() or b"null")
 
     def wait_for_no_pod(self, name: str, timeout: float = 120) -> None:
         """Wait until the pod is gone (deleted after its verdict was stored)."""
