@@ -57,7 +57,8 @@ def _running_description() -> str:
     )
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """True when ``url`` answers 200 within two seconds."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
@@ -188,7 +189,7 @@ class LocalStack:
             )
         )
         url = self.operator_health_url
-        wait_until(lambda: _answers(url), child, 60, "waiting for its health endpoint")
+        wait_until(lambda: answers(url), child, 60, "waiting for its health endpoint")
 
     def start_web_ui(self) -> None:
         child = self._start(
@@ -210,7 +211,7 @@ class LocalStack:
                 },
             )
         )
-        wait_until(lambda: _answers(self.url + "readyz"), child, 60, "waiting for /readyz")
+        wait_until(lambda: answers(self.url + "readyz"), child, 60, "waiting for /readyz")
 
     def watch(self, stop: threading.Event) -> str | None:
         """Block until asked to stop; returns the name of a part that died, if one did."""

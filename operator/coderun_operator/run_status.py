@@ -270,9 +270,10 @@ def _verdict_from_result(
     return "Failed", "Error", f"The snippet exited with code {result.exit_code}."
 
 
-def _verdict_when_stopped_from_outside(
+def _verdict_from_the_cluster(
     view: PodView | None, context: RunContext, cancelled: bool
-) -> tuple[str, str, str]:
+) -> tuple[str, str, str] | None:
+    """The verdict when something outside the snippet ended the pod, if something did."""
     if cancelled:
         return "Failed", "Cancelled", "The run was cancelled."
     if view is not None and view.reason == "DeadlineExceeded":
@@ -284,7 +285,15 @@ def _verdict_when_stopped_from_outside(
         )
     if view is not None and view.reason == "Evicted":
         return "Failed", "Lost", f"The node evicted the run's pod: {view.message}".strip()
-    return (
+    if view is not None and view.deleting:
+        return "Failed", "Lost", "The run's pod was deleted before the snippet finished."
+    return None
+
+
+def _verdict_when_stopped_from_outside(
+    view: PodView | None, context: RunContext, cancelled: bool
+) -> tuple[str, str, str]:
+    return _verdict_from_the_cluster(view, context, cancelled) or (
         "Failed",
         "Lost",
         "The run's pod was stopped by the cluster before the snippet finished.",
@@ -297,29 +306,16 @@ def _verdict_without_result(
     """(phase, reason, message, exit code) from the pod alone: the runner left no verdict."""
     terminated = view.terminated if view else None
     exit_code = terminated.exit_code if terminated else None
-    if cancelled:
-        return "Failed", "Cancelled", "The run was cancelled.", exit_code
-    if terminated is not None and terminated.reason == "OOMKilled":
+    if not cancelled and terminated is not None and terminated.reason == "OOMKilled":
         return (
             "Failed",
             "OOMKilled",
             f"The run pod used more memory than its limit of {context.memory} and was stopped.",
             OOM_EXIT_CODE,
         )
-    if view is not None and view.reason == "DeadlineExceeded":
-        return (
-            "Failed",
-            "Timeout",
-            f"The run pod passed its deadline of "
-            f"{context.deadline_seconds} s (time limit plus start-up) and was stopped.",
-            exit_code,
-        )
-    if view is not None and view.reason == "Evicted":
-        message = f"The node evicted the run's pod: {view.message}".strip()
-        return "Failed", "Lost", message, exit_code
-    if view is not None and view.deleting:
-        message = "The run's pod was deleted before the snippet finished."
-        return "Failed", "Lost", message, exit_code
+    from_cluster = _verdict_from_the_cluster(view, context, cancelled)
+    if from_cluster is not None:
+        return (*from_cluster, exit_code)
     if terminated is not None and exit_code is not None:
         return (
             "Failed",

@@ -7,34 +7,23 @@ a finished run page is saved in artifacts/ for people to look at.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 
 import pytest
 from playwright import sync_api
 
 from tests.acceptance.conftest import ARTIFACTS
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
 
 pytestmark = pytest.mark.timeout(600)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 FINISHED = re.compile(r"Finished|Failed|Timed out|Cancelled|Stopped")
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[sync_api.Browser]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail("Chromium is missing: install Debian's chromium (.ci/run does)")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
         )
         yield launched
         launched.close()

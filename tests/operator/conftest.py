@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devstack.cluster_setup import apply_base, service_account_kubeconfig
+from devstack.launcher import answers
 from tests.support.processes import TestProcess, free_port
 from tests.support.stack import ROOT, PodWatch, Stack, operator_process
 
@@ -29,14 +29,6 @@ TEST_OPERATOR_ENV = {
     "CODERUN_DEFAULT_MEMORY": "128Mi",
     "CODERUN_TTL_SECONDS_AFTER_FINISHED": "3600",
 }
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def _start_devcluster(workdir: Path) -> tuple[str, list[TestProcess]]:
@@ -129,7 +121,7 @@ def stack() -> Iterator[Stack]:
         if operator is not None:
             operator.start()
             url = f"http://127.0.0.1:{health}/healthz"
-            operator.wait_until(lambda: _answers(url), 60, "starting")
+            operator.wait_until(lambda: answers(url), 60, "starting")
         yield built
     finally:
         if built.pod_watch is not None:

@@ -7,7 +7,6 @@ own browser download is not used. Either missing fails the tests loudly: they ne
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 
@@ -15,16 +14,7 @@ import pytest
 from playwright import sync_api
 from werkzeug.serving import make_server
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Headless, and no background traffic: this machine reaches no network but package mirrors.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
 
 
 @pytest.fixture
@@ -40,10 +30,8 @@ def base_url(cluster_app) -> Iterator[str]:
 @pytest.fixture
 def page(base_url):
     with sync_api.sync_playwright() as playwright:
-        if CHROMIUM is None:
-            pytest.fail("Chromium is missing: install Debian's chromium (.ci/run does)")
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
         )
         context = browser.new_context(base_url=base_url)
         page = context.new_page()
