@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -96,6 +97,8 @@ class ApiServer(DeletionMixin, SubresourceMixin):
         return obj
 
     def _decode(self, call: Call) -> Obj:
+        """The request body as data; like Go's decoder, unpaired UTF-16 surrogates in JSON
+        escapes become U+FFFD, so every stored string is valid Unicode."""
         if not call.body:
             raise bad_request("the body of the request is empty")
         try:
@@ -107,7 +110,7 @@ class ApiServer(DeletionMixin, SubresourceMixin):
             raise bad_request(f"the body of the request could not be decoded: {exc}") from None
         if not isinstance(decoded, dict | list):
             raise bad_request("the body of the request must be a JSON object")
-        return decoded  # type: ignore[return-value]
+        return replace_lone_surrogates(decoded)  # type: ignore[return-value]
 
     def _check_namespace(self, resource: Resource, namespace: str, for_create: bool) -> None:
         if not resource.namespaced:
@@ -621,3 +624,20 @@ class ApiServer(DeletionMixin, SubresourceMixin):
         resource = self.registry.storage(*PODS)
         if pod is not None and resource is not None and not pod["metadata"].get("finalizers"):
             self._remove(resource, pod)
+
+
+def replace_lone_surrogates(value: Any) -> Any:
+    """``value`` with every unpaired surrogate in its strings (keys too) turned into U+FFFD.
+
+    json.loads joins valid surrogate pairs into one character, so any surrogate left is alone.
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [replace_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {replace_lone_surrogates(k): replace_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")

@@ -19,8 +19,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from coderun_operator.settings import SettingsError, load_web_settings
 from devstack.cluster_setup import SetupError, apply_base, service_account_kubeconfig
-from devstack.processes import Child, StartError, wait_until
+from devstack.processes import Child, StartError, group_alive, stop_group, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".run"
@@ -51,6 +52,8 @@ def _running_description() -> str:
         info = json.loads(INFO_PATH.read_text())
     except (OSError, ValueError):
         return "coderun is already starting or running in another terminal (make run)."
+    if not info.get("url"):
+        return f"coderun is already starting in another terminal (pid {info.get('pid')})."
     return (
         f"coderun is already running (pid {info.get('pid')}): {info.get('url')} "
         f"with kubeconfig {info.get('kubeconfig')}; stop it with Ctrl+C in its terminal."
@@ -102,11 +105,19 @@ class LocalStack:
         self.url = f"http://127.0.0.1:{web_port}/"
         self.operator_health_url = ""
         self.operator_metrics_url = ""
+        # Called after each part starts; `make run` records the process groups there.
+        self.on_start: Any = None
 
     def _start(self, child: Child) -> Child:
         self.children[child.name] = child
         child.start()
+        if self.on_start is not None:
+            self.on_start(self)
         return child
+
+    def process_groups(self) -> list[int]:
+        """The process group of every part started so far."""
+        return [c.process.pid for c in self.children.values() if c.process is not None]
 
     def start_all(self) -> None:
         """Bring up every part in order; raises StartError or SetupError with the reason."""
@@ -201,6 +212,10 @@ class LocalStack:
                     "gunicorn",
                     "-c",
                     str(ROOT / "gunicorn.conf.py"),
+                    # On a laptop the page is for this machine only; in a cluster the Service
+                    # decides who reaches it.
+                    "--bind",
+                    f"127.0.0.1:{self.web_port}",
                     "webui:create_app()",
                 ],
                 self.log_dir / "webui.log",
@@ -228,27 +243,82 @@ class LocalStack:
 
 
 def _banner(url: str) -> str:
+    kubectl = Path(sys.executable).parent / "kubectl"
     return (
         f"\ncoderun is running: open {url}\n"
         f"  kubeconfig: {KUBECONFIG_PATH}\n"
-        f"  try:        kubectl --kubeconfig {KUBECONFIG_PATH} -n coderun-runs get coderuns\n"
-        f"  logs:       {LOG_DIR}/ (devcluster, node-agent, operator, webui)\n"
+        f"  try:        {kubectl} --kubeconfig {KUBECONFIG_PATH} -n coderun-runs get coderuns\n"
+        f"  logs:       {LOG_DIR}/ (devcluster, node-agent, operator, webui, audit.jsonl)\n"
+        "Runs live in memory: they are gone once the stack stops. "
         "Press Ctrl+C to stop everything.\n"
     )
+
+
+def _clean_up_after_a_killed_launcher() -> None:
+    """Stop process groups that a `make run` killed with SIGKILL left behind."""
+    try:
+        info = json.loads(INFO_PATH.read_text())
+    except (OSError, ValueError):
+        return
+    left = [pgid for pgid in info.get("processGroups", []) if group_alive(pgid)]
+    if left:
+        print(f"Stopping {len(left)} processes left by an earlier make run ...", flush=True)
+        for pgid in left:
+            stop_group(pgid)
+    INFO_PATH.unlink(missing_ok=True)
+
+
+def _record(stack: LocalStack, url: str | None = None) -> None:
+    INFO_PATH.write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "url": url,
+                "kubeconfig": str(KUBECONFIG_PATH),
+                "processGroups": stack.process_groups(),
+            }
+        )
+    )
+
+
+def _port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def main() -> int:
     """Entry point of `make run`; returns the exit code."""
     try:
+        web_port = load_web_settings(os.environ).port
+    except SettingsError as error:
+        print(f"make run: {error}", file=sys.stderr)
+        return 2
+    try:
         lock = _take_lock()
     except AlreadyRunningError as error:
         print(error, file=sys.stderr)
         return 1
+    _clean_up_after_a_killed_launcher()
+    if not _port_is_free(web_port):
+        print(
+            f"make run: port {web_port} is in use by another program; pick another one with "
+            f"CODERUN_PORT, e.g. CODERUN_PORT=8081 make run.",
+            file=sys.stderr,
+        )
+        lock.close()
+        return 1
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    web_port = int(os.environ.get("CODERUN_PORT", "8080"))
     stack = LocalStack(STATE_DIR, web_port)
+    stack.on_start = _record
     try:
         print(
             "Starting devcluster (API server, two nodes), applying deploy/base, then the "
@@ -256,17 +326,17 @@ def main() -> int:
             flush=True,
         )
         stack.start_all()
-        url = stack.url
-        INFO_PATH.write_text(
-            json.dumps({"pid": os.getpid(), "url": url, "kubeconfig": str(KUBECONFIG_PATH)})
-        )
-        print(_banner(url), flush=True)
+        _record(stack, stack.url)
+        print(_banner(stack.url), flush=True)
         died = stack.watch(stop)
         if died:
             print(f"{died} stopped unexpectedly; see {LOG_DIR}/", file=sys.stderr)
             return 1
         return 0
     except (StartError, SetupError) as error:
+        if stop.is_set():
+            print("Interrupted while starting.", file=sys.stderr)
+            return 130
         print(f"make run: {error}", file=sys.stderr)
         return 1
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
 
 
 class StartError(RuntimeError):
@@ -30,6 +33,10 @@ class Child:
         """Start in a new session so that stopping it reaches its whole process group."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        log.write(
+            f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name} =====\n".encode()
+        )
+        log.flush()
         try:
             self.process = subprocess.Popen(
                 list(self.argv),
@@ -38,6 +45,7 @@ class Child:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env},
                 start_new_session=True,
+                preexec_fn=_stop_with_parent,  # noqa: PLW1509 (only a prctl call after fork)
             )
         finally:
             log.close()
@@ -66,6 +74,46 @@ class Child:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+# Loaded in the parent: the child between fork and exec only calls into it.
+_LIBC = _load_libc()
+
+
+def _stop_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the launcher dies, even by SIGKILL.
+
+    Without prctl (not Linux) the next `make run` cleans up what was left (see launcher).
+    """
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of the group lives."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_group(pgid: int, grace_seconds: float = 10.0) -> None:
+    """SIGTERM a process group, SIGKILL it if it is still there after the grace period."""
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _signal_group(pgid, signal.SIGKILL)
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -75,3 +75,18 @@ def test_every_problem_is_reported_at_once():
 
 def test_a_spec_that_is_not_an_object_is_rejected():
     assert isinstance(resolve_run_spec("print(1)", LIMITS), Rejection)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ({"code": "print('\ud800')"}, "code contains an unpaired UTF-16 surrogate"),
+        ({"code": "print(1)", "stdin": "a\udc00"}, "stdin contains an unpaired UTF-16 surrogate"),
+        ({"code": "print(1)\x00"}, "code contains a NUL character"),
+        ({"code": "print(input())", "stdin": "a\x00b"}, "stdin contains a NUL character"),
+    ],
+)
+def test_text_no_pod_can_carry_is_rejected_not_retried(spec, fragment):
+    result = resolve_run_spec(spec, LIMITS)
+    assert isinstance(result, Rejection)
+    assert fragment in result.message

@@ -97,10 +97,35 @@ def _check_code(code: str, limits: RunLimits, errors: list[FieldError]) -> None:
         errors.append(
             FieldError("code", "The code contains a NUL character, which Python cannot run.")
         )
+    elif not _is_unicode(code):
+        errors.append(FieldError("code", _NOT_UNICODE.format(what="The code")))
+
+
+_NOT_UNICODE = (
+    "{what} contains a broken character (an unpaired UTF-16 surrogate); remove it and run again."
+)
+
+
+def _is_unicode(text: str) -> bool:
+    """False for text with unpaired surrogates, which no UTF-8 system can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_stdin(stdin: str, limits: RunLimits, errors: list[FieldError]) -> None:
-    if len(stdin) > limits.max_stdin_chars:
+    if "\x00" in stdin:
+        errors.append(
+            FieldError(
+                "stdin",
+                "The input contains a NUL character, which cannot be passed to the snippet.",
+            )
+        )
+    elif not _is_unicode(stdin):
+        errors.append(FieldError("stdin", _NOT_UNICODE.format(what="The input")))
+    elif len(stdin) > limits.max_stdin_chars:
         errors.append(
             FieldError(
                 "stdin",

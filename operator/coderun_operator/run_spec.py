@@ -57,6 +57,13 @@ def _check_text(spec: Mapping[str, Any], name: str, limit: int, required: bool) 
         return [f"{name} is empty; there is nothing to run."]
     if len(value) > limit:
         return [f"{name} has {len(value)} characters; the limit is {limit}."]
+    # Environment variables (how code and stdin reach the pod) cannot carry these.
+    if "\x00" in value:
+        return [f"{name} contains a NUL character, which cannot be passed to the snippet."]
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return [f"{name} contains an unpaired UTF-16 surrogate, which is not valid text."]
     return []
 
 

@@ -123,3 +123,18 @@ def test_timeout_choices_stay_within_the_limits_and_include_default_and_maximum(
     assert choices == sorted(choices)
     assert 7 in choices and choices[-1] == 40
     assert all(1 <= choice <= 40 for choice in choices)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"code": "print('\ud800')"}, "code", "unpaired UTF-16 surrogate"),
+        ({"code": "print(input())", "stdin": "x\udfff"}, "stdin", "unpaired UTF-16 surrogate"),
+        ({"code": "print(input())", "stdin": "a\x00b"}, "stdin", "NUL character"),
+    ],
+)
+def test_text_no_run_pod_can_carry_is_refused(body, field, words):
+    with pytest.raises(InvalidRunError) as caught:
+        run_from_json(body, LIMITS)
+    assert caught.value.status == 422
+    assert words in caught.value.by_field()[field]
