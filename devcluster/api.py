@@ -49,20 +49,39 @@ from devcluster.selectors import parse_field_selector, parse_label_selector
 from devcluster.store import Store
 from devcluster.subresources import SubresourceMixin
 
-__all__ = ["CRD_CLEANUP", "CRD_KEY", "FOREGROUND", "NAMESPACES", "ORPHAN", "PODS", "ApiServer",
-           "Call", "NodeAgentSeam", "Obj", "Result", "clone", "now_rfc3339"]
+__all__ = [
+    "CRD_CLEANUP",
+    "CRD_KEY",
+    "FOREGROUND",
+    "NAMESPACES",
+    "ORPHAN",
+    "PODS",
+    "ApiServer",
+    "Call",
+    "NodeAgentSeam",
+    "Obj",
+    "Result",
+    "clone",
+    "now_rfc3339",
+]
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Fields the server owns; they are never taken from a create request.
-_SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
-                "deletionGracePeriodSeconds", "generation", "selfLink")
+_SERVER_META = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "selfLink",
+)
 
 
 class NodeAgentSeam:
     """What the node agent registers. All optional; defaults keep pods Pending."""
 
-    def pod_log(self, namespace: str, name: str, container: str,
-                params: Mapping[str, str]) -> Any:
+    def pod_log(self, namespace: str, name: str, container: str, params: Mapping[str, str]) -> Any:
         """Return bytes, or an async iterator of bytes when following."""
         raise NotImplementedError
 
@@ -74,8 +93,12 @@ class NodeAgentSeam:
 class ApiServer(DeletionMixin, SubresourceMixin):
     """All resource semantics over one store."""
 
-    def __init__(self, store: Store | None = None, registry: Registry | None = None,
-                 authenticator: Authenticator | None = None) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        registry: Registry | None = None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self.store = store or Store()
         self.registry = registry or Registry()
         self.authenticator = authenticator or Authenticator()
@@ -121,9 +144,13 @@ class ApiServer(DeletionMixin, SubresourceMixin):
         if ns is None:
             raise not_found("namespaces", "", namespace)
         if for_create and ns["metadata"].get("deletionTimestamp"):
-            raise forbidden(resource.plural, resource.group, "",
-                            f"unable to create new content in namespace {namespace} because "
-                            f"it is being terminated")
+            raise forbidden(
+                resource.plural,
+                resource.group,
+                "",
+                f"unable to create new content in namespace {namespace} because "
+                f"it is being terminated",
+            )
 
     def _normalize(self, call: Call, resource: Resource, obj: Obj, old: Obj | None) -> Obj:
         """Default, prune and validate `obj` (a private copy) for `resource`."""
@@ -137,8 +164,9 @@ class ApiServer(DeletionMixin, SubresourceMixin):
             causes: list[dict[str, str]] = []
             crds.validate(obj, schema, "", causes, root=True)
             findings = validation.Findings()
-            validation.validate_metadata(obj, resource.group, resource.kind,
-                                         resource.namespaced, findings)
+            validation.validate_metadata(
+                obj, resource.group, resource.kind, resource.namespaced, findings
+            )
             causes = findings.causes + causes
             if crds.has_rules(schema):
                 crds.check_transitions(obj, old, schema, "", causes)
@@ -148,18 +176,26 @@ class ApiServer(DeletionMixin, SubresourceMixin):
         if resource.definition is None:
             return obj
         defaults.apply_builtin_defaults(resource.group, resource.plural, obj)
-        findings = validation.validate_builtin(obj, resource.definition, resource.group,
-                                               resource.kind, resource.namespaced)
+        findings = validation.validate_builtin(
+            obj, resource.definition, resource.group, resource.kind, resource.namespaced
+        )
         if findings.type_errors:
-            raise bad_request(f'{resource.kind} in version "{resource.version}" cannot be '
-                              f"handled as a {resource.kind}: {findings.type_errors[0]}")
+            raise bad_request(
+                f'{resource.kind} in version "{resource.version}" cannot be '
+                f"handled as a {resource.kind}: {findings.type_errors[0]}"
+            )
         self._unknown_fields(call, resource, findings.unknown)
         causes = findings.causes
         if resource.key == CRD_KEY:
             causes = causes + crds.check_crd(obj)
             if old is not None and old["spec"].get("group") != obj["spec"].get("group"):
-                causes.append({"reason": "FieldValueInvalid", "field": "spec.group",
-                               "message": "Invalid value: field is immutable"})
+                causes.append(
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": "spec.group",
+                        "message": "Invalid value: field is immutable",
+                    }
+                )
         if causes:
             raise invalid(resource.kind, resource.group, name, causes)
         return obj
@@ -173,8 +209,10 @@ class ApiServer(DeletionMixin, SubresourceMixin):
             described = ", ".join(f'unknown field "{u}"' for u in unknown)
             if resource.is_crd:
                 raise bad_request(f"strict decoding error: {described}")
-            raise bad_request(f'{resource.kind} in version "{resource.version}" cannot be '
-                              f"handled as a {resource.kind}: strict decoding error: {described}")
+            raise bad_request(
+                f'{resource.kind} in version "{resource.version}" cannot be '
+                f"handled as a {resource.kind}: strict decoding error: {described}"
+            )
         if mode == "Warn":
             call.warnings.extend(f'unknown field "{u}"' for u in unknown)
 
@@ -190,16 +228,16 @@ class ApiServer(DeletionMixin, SubresourceMixin):
 
     @staticmethod
     def _spec_changed(resource: Resource, old: Obj, new: Obj) -> bool:
-        ignored = {"metadata", "status"} if (resource.has_status or not resource.is_crd) \
-            else {"metadata"}
+        ignored = (
+            {"metadata", "status"} if (resource.has_status or not resource.is_crd) else {"metadata"}
+        )
         keys = (set(old) | set(new)) - ignored
         return any(old.get(k) != new.get(k) for k in keys)
 
     # -- read --------------------------------------------------------------------------------------
     def get(self, call: Call) -> Result:
         info, resource = call.info, call.resource
-        obj = self.store.get(resource.key, info.namespace if resource.namespaced else "",
-                             info.name)
+        obj = self.store.get(resource.key, info.namespace if resource.namespaced else "", info.name)
         if obj is None:
             raise not_found(resource.plural, resource.group, info.name)
         if info.subresource == "scale":
@@ -223,8 +261,11 @@ class ApiServer(DeletionMixin, SubresourceMixin):
                 start = tuple(state["start"])
             except (ValueError, KeyError, TypeError):
                 raise bad_request("continue key is not valid") from None
-            items = [o for o in items if (o["metadata"].get("namespace", ""),
-                                          o["metadata"]["name"]) > start]
+            items = [
+                o
+                for o in items
+                if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start
+            ]
         limit = int(query.get("limit") or 0)
         if limit and len(items) > limit:
             remaining = len(items) - limit
@@ -233,8 +274,12 @@ class ApiServer(DeletionMixin, SubresourceMixin):
             token = json.dumps({"rv": rv, "start": [last.get("namespace", ""), last["name"]]})
             meta["continue"] = base64.urlsafe_b64encode(token.encode()).decode()
             meta["remainingItemCount"] = remaining
-        body = {"kind": f"{resource.kind}List", "apiVersion": resource.api_version,
-                "metadata": meta, "items": [self.output(resource, o) for o in items]}
+        body = {
+            "kind": f"{resource.kind}List",
+            "apiVersion": resource.api_version,
+            "metadata": meta,
+            "items": [self.output(resource, o) for o in items],
+        }
         return Result(200, body, objects=items, list_meta=meta)
 
     # -- create ------------------------------------------------------------------------------------
@@ -259,8 +304,10 @@ class ApiServer(DeletionMixin, SubresourceMixin):
         namespace = info.namespace if resource.namespaced else ""
         if resource.namespaced:
             if meta.get("namespace") and meta["namespace"] != namespace:
-                raise bad_request("the namespace of the provided object does not match the "
-                                  "namespace sent on the request")
+                raise bad_request(
+                    "the namespace of the provided object does not match the "
+                    "namespace sent on the request"
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
@@ -268,8 +315,11 @@ class ApiServer(DeletionMixin, SubresourceMixin):
             raise bad_request("resourceVersion should not be set on objects to be created")
         for key in _SERVER_META:
             meta.pop(key, None)
-        obj["apiVersion"] = resource.api_version if not resource.is_crd else (
-            f"{resource.group}/{resource.storage_version}")
+        obj["apiVersion"] = (
+            resource.api_version
+            if not resource.is_crd
+            else (f"{resource.group}/{resource.storage_version}")
+        )
         obj["kind"] = resource.kind
         if resource.has_status:
             obj.pop("status", None)
@@ -279,7 +329,8 @@ class ApiServer(DeletionMixin, SubresourceMixin):
             crd = self.store.get(CRD_KEY, "", f"{resource.plural}.{resource.group}")
             if crd is not None and crd["metadata"].get("deletionTimestamp"):
                 raise method_not_allowed(
-                    "create not allowed while custom resource definition is terminating")
+                    "create not allowed while custom resource definition is terminating"
+                )
         obj = self._normalize(call, resource, obj, None)
         self._generate_name(resource, meta)
         if self.store.get(resource.key, namespace, meta["name"]) is not None:
@@ -306,14 +357,17 @@ class ApiServer(DeletionMixin, SubresourceMixin):
     def _check_type(resource: Resource, obj: Obj) -> None:
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if kind and kind != resource.kind:
-            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind "
-                              f"({resource.kind})")
+            raise bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind ({resource.kind})"
+            )
         if api_version and api_version != resource.api_version:
             # CRDs: any served version of the group is accepted (conversion None).
             group = api_version.rpartition("/")[0]
             if not (resource.is_crd and group == resource.group):
-                raise bad_request(f"the API version in the data ({api_version}) does not "
-                                  f"match the expected API version ({resource.api_version})")
+                raise bad_request(
+                    f"the API version in the data ({api_version}) does not "
+                    f"match the expected API version ({resource.api_version})"
+                )
 
     def _admit_create(self, call: Call, resource: Resource, obj: Obj, namespace: str) -> None:
         if resource.key == PODS:
@@ -321,17 +375,23 @@ class ApiServer(DeletionMixin, SubresourceMixin):
             if ranges:
                 admission.apply_limit_ranges(obj, ranges)
                 obj["status"]["qosClass"] = defaults.qos_class(obj.get("spec") or {})
-            call.warnings.extend(admission.check_pod_security(
-                obj, self.store.get(NAMESPACES, "", namespace)))
+            call.warnings.extend(
+                admission.check_pod_security(obj, self.store.get(NAMESPACES, "", namespace))
+            )
         if resource.namespaced:
             self.quota.admit(resource.key, obj, namespace)
 
     def _after_create(self, resource: Resource, obj: Obj) -> None:
         meta = obj["metadata"]
         if resource.key == NAMESPACES:
-            self.system_create(("", "serviceaccounts"), {
-                "apiVersion": "v1", "kind": "ServiceAccount",
-                "metadata": {"name": "default", "namespace": meta["name"]}})
+            self.system_create(
+                ("", "serviceaccounts"),
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {"name": "default", "namespace": meta["name"]},
+                },
+            )
         elif resource.key == CRD_KEY:
             self._install_crd(obj)
         for ref in meta.get("ownerReferences") or []:
@@ -341,8 +401,9 @@ class ApiServer(DeletionMixin, SubresourceMixin):
 
     def _install_crd(self, crd: Obj) -> None:
         spec = crd["spec"]
-        self.registry.replace_group_resource(spec["group"], spec["names"]["plural"],
-                                             crds.resources_for(crd))
+        self.registry.replace_group_resource(
+            spec["group"], spec["names"]["plural"], crds.resources_for(crd)
+        )
 
     # -- update / patch ---------------------------------------------------------------------------
     def update(self, call: Call) -> Result:
@@ -354,7 +415,8 @@ class ApiServer(DeletionMixin, SubresourceMixin):
             if old is None:
                 raise not_found("namespaces", "", info.name)
             finalizers = ((body.get("spec") or {}) if isinstance(body, dict) else {}).get(
-                "finalizers") or []
+                "finalizers"
+            ) or []
             new = clone(old)
             new["spec"] = {k: v for k, v in (new.get("spec") or {}).items() if k != "finalizers"}
             if finalizers:
@@ -368,15 +430,25 @@ class ApiServer(DeletionMixin, SubresourceMixin):
         self._check_type(resource, body)
         body_meta = body.get("metadata") or {}
         if body_meta.get("name") and body_meta["name"] != info.name:
-            raise bad_request(f"the name of the object ({body_meta['name']}) does not match the "
-                              f"name on the URL ({info.name})")
+            raise bad_request(
+                f"the name of the object ({body_meta['name']}) does not match the "
+                f"name on the URL ({info.name})"
+            )
         old = self.store.get(resource.key, namespace, info.name)
         if old is None:
             raise not_found(resource.plural, resource.group, info.name)
         return self._write_update(call, resource, old, body, info.subresource)
 
-    def _write_update(self, call: Call, resource: Resource, old: Obj, new: Obj,
-                      subresource: str, *, check_rv: bool = True) -> Result:
+    def _write_update(
+        self,
+        call: Call,
+        resource: Resource,
+        old: Obj,
+        new: Obj,
+        subresource: str,
+        *,
+        check_rv: bool = True,
+    ) -> Result:
         """The common tail of PUT and PATCH: preserve what the server owns, validate, store."""
         old_meta = old["metadata"]
         meta = new.get("metadata")
@@ -397,8 +469,15 @@ class ApiServer(DeletionMixin, SubresourceMixin):
                 new["status"] = status
             meta = new["metadata"]
         else:
-            for key in ("uid", "creationTimestamp", "deletionTimestamp",
-                        "deletionGracePeriodSeconds", "generation", "name", "namespace"):
+            for key in (
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "name",
+                "namespace",
+            ):
                 if key in old_meta:
                     meta[key] = old_meta[key]
                 else:
@@ -413,9 +492,13 @@ class ApiServer(DeletionMixin, SubresourceMixin):
             if old_meta.get("deletionTimestamp"):
                 added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
                 if added:
-                    raise forbidden(resource.plural, resource.group, old_meta["name"],
-                                    "no new finalizers can be added if the object is being "
-                                    "deleted, found new finalizers " + json.dumps(sorted(added)))
+                    raise forbidden(
+                        resource.plural,
+                        resource.group,
+                        old_meta["name"],
+                        "no new finalizers can be added if the object is being "
+                        "deleted, found new finalizers " + json.dumps(sorted(added)),
+                    )
         meta["resourceVersion"] = old_meta["resourceVersion"]
         new = self._normalize(call, resource, new, old)
         if resource.key == ("", "pods") and subresource not in ("status", "binding"):
@@ -425,16 +508,18 @@ class ApiServer(DeletionMixin, SubresourceMixin):
         if resource.key == CRD_KEY and subresource != "status":
             new["status"] = crds.accepted_status(new, old_meta["creationTimestamp"])
             new["status"]["conditions"] = (old.get("status") or {}).get(
-                "conditions", new["status"]["conditions"])
+                "conditions", new["status"]["conditions"]
+            )
         if new == old:
             return Result(200, self.output(resource, old), objects=[old])  # no-op: no new rv
         if call.dry_run:
             return Result(200, self.output(resource, new), objects=[new])
         with self.store.lock:
-            current = self.store.get(resource.key, old_meta.get("namespace", ""),
-                                     old_meta["name"])
-            if current is None or current["metadata"]["resourceVersion"] != \
-                    old_meta["resourceVersion"]:
+            current = self.store.get(resource.key, old_meta.get("namespace", ""), old_meta["name"])
+            if (
+                current is None
+                or current["metadata"]["resourceVersion"] != old_meta["resourceVersion"]
+            ):
                 raise stale_conflict(resource.plural, resource.group, old_meta["name"])
             stored = self.store.put(resource.key, new, "MODIFIED", old)
         if resource.key == CRD_KEY:
@@ -445,24 +530,40 @@ class ApiServer(DeletionMixin, SubresourceMixin):
     @staticmethod
     def _check_pod_update(old: Obj, new: Obj) -> None:
         """Pod specs are immutable apart from images and a few fields, as on a real server."""
-        mutable = {"activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds",
-                   "schedulingGates"}
+        mutable = {
+            "activeDeadlineSeconds",
+            "tolerations",
+            "terminationGracePeriodSeconds",
+            "schedulingGates",
+        }
         old_spec, new_spec = dict(old.get("spec") or {}), dict(new.get("spec") or {})
         for spec in (old_spec, new_spec):
             for key in mutable:
                 spec.pop(key, None)
-            spec["containers"] = [{k: v for k, v in c.items() if k != "image"}
-                                  for c in spec.get("containers") or []]
-            spec["initContainers"] = [{k: v for k, v in c.items() if k != "image"}
-                                      for c in spec.get("initContainers") or []]
+            spec["containers"] = [
+                {k: v for k, v in c.items() if k != "image"} for c in spec.get("containers") or []
+            ]
+            spec["initContainers"] = [
+                {k: v for k, v in c.items() if k != "image"}
+                for c in spec.get("initContainers") or []
+            ]
         if old_spec != new_spec:
-            raise invalid("Pod", "", old["metadata"]["name"], [{
-                "reason": "FieldValueForbidden", "field": "spec",
-                "message": "Forbidden: pod updates may not change fields other than "
-                           "`spec.containers[*].image`,`spec.initContainers[*].image`,"
-                           "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
-                           "to existing tolerations),`spec.terminationGracePeriodSeconds` "
-                           "(allow it to be set to 1 if it was previously negative)"}])
+            raise invalid(
+                "Pod",
+                "",
+                old["metadata"]["name"],
+                [
+                    {
+                        "reason": "FieldValueForbidden",
+                        "field": "spec",
+                        "message": "Forbidden: pod updates may not change fields other than "
+                        "`spec.containers[*].image`,`spec.initContainers[*].image`,"
+                        "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
+                        "to existing tolerations),`spec.terminationGracePeriodSeconds` "
+                        "(allow it to be set to 1 if it was previously negative)",
+                    }
+                ],
+            )
 
     def _after_update(self, resource: Resource, old: Obj, new: Obj) -> None:
         meta = new["metadata"]
@@ -505,12 +606,16 @@ class ApiServer(DeletionMixin, SubresourceMixin):
             new = patching.merge_patch(clone(base), patch)
         elif content_type == patching.STRATEGIC_PATCH:
             if resource.is_crd or resource.definition is None:
-                raise ApiError(415, "UnsupportedMediaType",
-                               "the body of the request was in an unknown format - accepted "
-                               "media types include: application/json-patch+json, "
-                               "application/merge-patch+json, application/apply-patch+yaml")
-            new = patching.strategic_merge(clone(base), patch,
-                                           {"$ref": "#/$defs/" + resource.definition})
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted "
+                    "media types include: application/json-patch+json, "
+                    "application/merge-patch+json, application/apply-patch+yaml",
+                )
+            new = patching.strategic_merge(
+                clone(base), patch, {"$ref": "#/$defs/" + resource.definition}
+            )
         else:
             raise unsupported_media_type(content_type)
         if not isinstance(new, dict):
@@ -534,8 +639,7 @@ class ApiServer(DeletionMixin, SubresourceMixin):
         info, resource = call.info, call.resource
         manager = call.query.get("fieldManager")
         if not manager:
-            raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be "
-                              "set")
+            raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
         applied = self._decode(call)
         if not isinstance(applied, dict):
             raise bad_request("the applied configuration must be an object")
@@ -544,8 +648,14 @@ class ApiServer(DeletionMixin, SubresourceMixin):
         schema = self._schema_of(resource)
         fields = patching.field_set(applied, schema)
         fields.pop("f:status", None) if info.subresource != "status" else None
-        entry = {"manager": manager, "operation": "Apply", "apiVersion": resource.api_version,
-                 "time": now_rfc3339(), "fieldsType": "FieldsV1", "fieldsV1": fields}
+        entry = {
+            "manager": manager,
+            "operation": "Apply",
+            "apiVersion": resource.api_version,
+            "time": now_rfc3339(),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": fields,
+        }
         if info.subresource == "status":
             entry["subresource"] = "status"
         if old is None:
@@ -556,12 +666,25 @@ class ApiServer(DeletionMixin, SubresourceMixin):
             obj["metadata"]["managedFields"] = [entry]
             return self.create_object(call, resource, obj)
         merged = patching.apply_merge(clone(old), applied, schema)
-        managed = [m for m in old["metadata"].get("managedFields") or []
-                   if not (m.get("manager") == manager and m.get("operation") == "Apply"
-                           and m.get("subresource", "") == entry.get("subresource", ""))]
-        previous = next((m for m in old["metadata"].get("managedFields") or []
-                         if m.get("manager") == manager and m.get("operation") == "Apply"
-                         and m.get("subresource", "") == entry.get("subresource", "")), None)
+        managed = [
+            m
+            for m in old["metadata"].get("managedFields") or []
+            if not (
+                m.get("manager") == manager
+                and m.get("operation") == "Apply"
+                and m.get("subresource", "") == entry.get("subresource", "")
+            )
+        ]
+        previous = next(
+            (
+                m
+                for m in old["metadata"].get("managedFields") or []
+                if m.get("manager") == manager
+                and m.get("operation") == "Apply"
+                and m.get("subresource", "") == entry.get("subresource", "")
+            ),
+            None,
+        )
         if previous is not None:
             patching.remove_unapplied(merged, previous.get("fieldsV1") or {}, fields)
         merged.setdefault("metadata", {})["managedFields"] = [*managed, entry]
@@ -576,8 +699,14 @@ class ApiServer(DeletionMixin, SubresourceMixin):
         if resource is None:
             raise KeyError(key)
         namespace = obj["metadata"].get("namespace", "")
-        info = RequestInfo(path="", verb="create", is_resource=True, group=key[0],
-                           resource=key[1], namespace=namespace)
+        info = RequestInfo(
+            path="",
+            verb="create",
+            is_resource=True,
+            group=key[0],
+            resource=key[1],
+            namespace=namespace,
+        )
         try:
             return self.create_object(Call(info, resource, {}), resource, obj).body
         except ApiError as exc:
@@ -585,8 +714,14 @@ class ApiServer(DeletionMixin, SubresourceMixin):
                 return None
             raise
 
-    def system_mutate(self, key: tuple[str, str], namespace: str, name: str,
-                      mutate: Callable[[Obj], None], subresource: str = "") -> Obj:
+    def system_mutate(
+        self,
+        key: tuple[str, str],
+        namespace: str,
+        name: str,
+        mutate: Callable[[Obj], None],
+        subresource: str = "",
+    ) -> Obj:
         """Apply `mutate` to a copy of an object and store it with the usual semantics.
 
         With `subresource="status"` only the status changes are kept (what a kubelet does).
@@ -600,21 +735,37 @@ class ApiServer(DeletionMixin, SubresourceMixin):
                 raise not_found(resource.plural, resource.group, name)
             new = clone(old)
             mutate(new)
-            info = RequestInfo(path="", verb="update", is_resource=True, group=key[0],
-                               resource=key[1], namespace=namespace, name=name,
-                               subresource=subresource)
-            return self._write_update(Call(info, resource, {}), resource, old, new,
-                                      subresource, check_rv=False).body
+            info = RequestInfo(
+                path="",
+                verb="update",
+                is_resource=True,
+                group=key[0],
+                resource=key[1],
+                namespace=namespace,
+                name=name,
+                subresource=subresource,
+            )
+            return self._write_update(
+                Call(info, resource, {}), resource, old, new, subresource, check_rv=False
+            ).body
 
-    def system_delete(self, key: tuple[str, str], namespace: str, name: str,
-                      options: Obj | None = None) -> None:
+    def system_delete(
+        self, key: tuple[str, str], namespace: str, name: str, options: Obj | None = None
+    ) -> None:
         """Delete as the system (GC, namespace cleanup, node agent confirming a pod)."""
         resource = self.registry.storage(*key)
         obj = self.store.get(key, namespace, name)
         if resource is None or obj is None:
             return
-        info = RequestInfo(path="", verb="delete", is_resource=True, group=key[0],
-                           resource=key[1], namespace=namespace, name=name)
+        info = RequestInfo(
+            path="",
+            verb="delete",
+            is_resource=True,
+            group=key[0],
+            resource=key[1],
+            namespace=namespace,
+            name=name,
+        )
         self.delete_object(Call(info, resource, {}), resource, obj, options or {})
 
     def confirm_pod_deleted(self, namespace: str, name: str) -> None:

@@ -41,9 +41,15 @@ class AuditLog:
 
         Compare with the rules the user's roles hold to prove RBAC minimal.
         """
-        return {(e["authorization"]["binding"], e["authorization"]["role"],
-                 e["authorization"]["ruleIndex"])
-                for e in self.entries(user) if e.get("allowed") and e.get("authorization")}
+        return {
+            (
+                e["authorization"]["binding"],
+                e["authorization"]["role"],
+                e["authorization"]["ruleIndex"],
+            )
+            for e in self.entries(user)
+            if e.get("allowed") and e.get("authorization")
+        }
 
     def denied(self, user: str) -> list[dict[str, Any]]:
         """This user's requests answered 403 (RBAC insufficient if any)."""

@@ -56,8 +56,9 @@ class Authenticator:
             return None
         return self._tokens.get(authorization[7:].strip())
 
-    def add_user_token(self, name: str, groups: list[str] | tuple[str, ...] = (),
-                       token: str | None = None) -> str:
+    def add_user_token(
+        self, name: str, groups: list[str] | tuple[str, ...] = (), token: str | None = None
+    ) -> str:
         """Register a static token for a user (plus `system:authenticated`)."""
         token = token or secrets.token_urlsafe(32)
         all_groups = tuple(dict.fromkeys([*groups, AUTHENTICATED]))
@@ -74,8 +75,9 @@ class Authenticator:
 
     def revoke_service_account(self, namespace: str, name: str) -> None:
         with self._lock:
-            for token in [t for t, u in self._tokens.items()
-                          if u.service_account == (namespace, name)]:
+            for token in [
+                t for t, u in self._tokens.items() if u.service_account == (namespace, name)
+            ]:
                 del self._tokens[token]
 
     def user_for_token(self, token: str) -> User | None:

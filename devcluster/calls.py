@@ -67,6 +67,4 @@ class Result:
 
 def success() -> Obj:
     """The `Status` Success body subresource creations answer with."""
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "code": 201}
-
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}

@@ -100,6 +100,7 @@ class LogOptions:
     @classmethod
     def from_query(cls, query: dict[str, str]) -> LogOptions:
         """Options from URL query parameters; ValueError names a malformed one."""
+
         def number(key: str) -> int | None:
             value = query.get(key)
             if value in (None, ""):
@@ -116,8 +117,14 @@ class LogOptions:
         def flag(key: str) -> bool:
             return query.get(key, "").lower() in ("true", "1")
 
-        return cls(number("tailLines"), number("limitBytes"), flag("timestamps"),
-                   number("sinceSeconds"), flag("follow"), flag("previous"))
+        return cls(
+            number("tailLines"),
+            number("limitBytes"),
+            flag("timestamps"),
+            number("sinceSeconds"),
+            flag("follow"),
+            flag("previous"),
+        )
 
 
 def render(lines: list[LogLine], options: LogOptions, now: float | None = None) -> bytes:
@@ -126,7 +133,7 @@ def render(lines: list[LogLine], options: LogOptions, now: float | None = None) 
         cutoff = (time.time() if now is None else now) - options.since_seconds
         lines = [line for line in lines if parse_rfc3339_nano(line.timestamp) >= cutoff]
     if options.tail_lines is not None:
-        lines = lines[len(lines) - options.tail_lines:] if options.tail_lines else []
+        lines = lines[len(lines) - options.tail_lines :] if options.tail_lines else []
     out = b"".join(_format(line, options) for line in lines)
     if options.limit_bytes is not None:
         out = out[: options.limit_bytes]
@@ -134,12 +141,16 @@ def render(lines: list[LogLine], options: LogOptions, now: float | None = None) 
 
 
 def _format(line: LogLine, options: LogOptions) -> bytes:
-    return (line.timestamp.encode() + b" " + line.content) if options.timestamps \
-        else line.content
+    return (line.timestamp.encode() + b" " + line.content) if options.timestamps else line.content
 
 
-def follow(path: Path, options: LogOptions, finished: Callable[[], bool],
-           stop: threading.Event | None = None, poll: float = 0.1) -> Iterator[bytes]:
+def follow(
+    path: Path,
+    options: LogOptions,
+    finished: Callable[[], bool],
+    stop: threading.Event | None = None,
+    poll: float = 0.1,
+) -> Iterator[bytes]:
     """The existing log (per `options`), then new output until `finished()` and drained."""
     sent = 0
     with open(path, "rb") as handle:
@@ -213,8 +224,10 @@ class LogWriter:
             if self._written + len(records) > self._max:
                 self._full = True
                 records = encode_records(
-                    "stderr", b"log file reached its size limit; further output dropped\n",
-                    time.time_ns())
+                    "stderr",
+                    b"log file reached its size limit; further output dropped\n",
+                    time.time_ns(),
+                )
             os.write(self._fd, records)
             self._written += len(records)
 

@@ -27,8 +27,15 @@ if __package__ in (None, ""):
 
 from devcluster import namespaces_linux as ns
 
-_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-              signal.SIGUSR2, signal.SIGWINCH)
+_FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
 
 
 def _report(status_fd: int, event: dict[str, Any]) -> None:
@@ -51,12 +58,16 @@ def _prepare_mounts(spec: dict[str, Any]) -> None:
     ns.mount("proc", "/proc", "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
     if os.path.isdir("/dev/shm"):
         # A private /dev/shm, as a runtime gives each pod: the host's is shared by everyone.
-        ns.mount("shm", "/dev/shm", "tmpfs", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC,
-                 "size=67108864,mode=1777")
+        ns.mount(
+            "shm",
+            "/dev/shm",
+            "tmpfs",
+            ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC,
+            "size=67108864,mode=1777",
+        )
     if spec.get("isolateNetwork"):
         # A sysfs mounted in the new network namespace lists only its own interfaces.
-        ns.mount("sysfs", "/sys", "sysfs",
-                 ns.MS_RDONLY | ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
+        ns.mount("sysfs", "/sys", "sysfs", ns.MS_RDONLY | ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
     for volume in spec.get("mounts") or []:
         ns.mount(volume["source"], volume["target"], None, ns.MS_BIND | ns.MS_REC)
         flags = ns.MS_REMOUNT | ns.MS_BIND | ns.MS_NOSUID | ns.MS_NODEV
@@ -106,8 +117,9 @@ def _become_container(spec: dict[str, Any]) -> None:
         os.execvpe(command, spec["argv"], spec["env"])
     except FileNotFoundError:
         if "/" in command:
-            raise _ExecError(f'exec: "{command}": stat {command}: no such file or directory') \
-                from None
+            raise _ExecError(
+                f'exec: "{command}": stat {command}: no such file or directory'
+            ) from None
         raise _ExecError(f'exec: "{command}": executable file not found in $PATH') from None
     except OSError as error:
         raise _ExecError(f'exec: "{command}": {error.strerror.lower()}') from None
@@ -121,8 +133,9 @@ def _run_child(spec: dict[str, Any], error_write: int) -> None:
     try:
         _become_container(spec)
     except BaseException as error:  # anything here means the container could not start
-        message = str(error) if isinstance(error, _ExecError) else \
-            f"{type(error).__name__}: {error}"
+        message = (
+            str(error) if isinstance(error, _ExecError) else f"{type(error).__name__}: {error}"
+        )
         os.write(error_write, message.encode()[:4000])
     finally:
         os._exit(127)
@@ -154,8 +167,10 @@ def main(argv: list[str]) -> int:
         try:
             ns.unshare(flags)
         except OSError as error:
-            _report(status_fd, {"event": "error", "message": f"cannot create namespaces: "
-                                                             f"{error.strerror}"})
+            _report(
+                status_fd,
+                {"event": "error", "message": f"cannot create namespaces: {error.strerror}"},
+            )
             return 1
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
     child = os.fork()

@@ -48,9 +48,12 @@ class Confinement:
         """Full confinement as root; otherwise rlimits only."""
         if os.geteuid() == 0:
             return cls(True)
-        return cls(False, f"the node agent runs as uid {os.geteuid()}, not root: containers get "
-                          "rlimits only (no cgroup, PID, mount or network namespace, no user "
-                          "switch)")
+        return cls(
+            False,
+            f"the node agent runs as uid {os.geteuid()}, not root: containers get "
+            "rlimits only (no cgroup, PID, mount or network namespace, no user "
+            "switch)",
+        )
 
     def describe(self) -> str:
         """A sentence for logs and the node's annotation."""
@@ -100,8 +103,9 @@ class ContainerStartError(RuntimeError):
 class RunningContainer:
     """One started container; `wait()` returns its `ExitInfo` once everything of it is gone."""
 
-    def __init__(self, config: ContainerConfig, cgroup_name: str, log_path: Path,
-                 confinement: Confinement) -> None:
+    def __init__(
+        self, config: ContainerConfig, cgroup_name: str, log_path: Path, confinement: Confinement
+    ) -> None:
         self.config = config
         self.cgroup_name = cgroup_name
         self.log_path = log_path
@@ -126,17 +130,20 @@ class RunningContainer:
         config = self.config
         if self.confinement.privileged:
             try:
-                self.cgroup = LimitedCgroup.create(self.cgroup_name, config.memory_bytes,
-                                                   config.pids_max)
+                self.cgroup = LimitedCgroup.create(
+                    self.cgroup_name, config.memory_bytes, config.pids_max
+                )
             except CgroupError as error:
-                raise ContainerStartError(f"cannot create the container's cgroup: {error}") \
-                    from error
+                raise ContainerStartError(
+                    f"cannot create the container's cgroup: {error}"
+                ) from error
             if config.cpu_millis:
                 try:
                     self.cpu_limit = CpuLimit.create(self.cgroup, config.cpu_millis)
                 except CgroupError as error:
-                    log.warning("container %s runs without its CPU limit: %s",
-                                self.cgroup_name, error)
+                    log.warning(
+                        "container %s runs without its CPU limit: %s", self.cgroup_name, error
+                    )
         spec = self._shim_spec()
         spec_read, spec_write = os.pipe2(os.O_CLOEXEC)
         status_read, status_write = os.pipe2(os.O_CLOEXEC)
@@ -146,20 +153,36 @@ class RunningContainer:
             # The calling thread must outlive the container: the shim's parent-death signal
             # fires when the thread that started it ends (kubelet pod workers do).
             self.shim = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(SHIM), str(spec_read), str(status_write),
-                 str(os.getpid())],
-                stdin=subprocess.DEVNULL, stdout=out_write, stderr=err_write,
-                pass_fds=(spec_read, status_write), close_fds=True, cwd="/",
+                [
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    str(SHIM),
+                    str(spec_read),
+                    str(status_write),
+                    str(os.getpid()),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out_write,
+                stderr=err_write,
+                pass_fds=(spec_read, status_write),
+                close_fds=True,
+                cwd="/",
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
                 # Own session: a signal to the agent's process group never reaches it.
-                start_new_session=True)
+                start_new_session=True,
+            )
         finally:
             for fd in (spec_read, status_write, out_write, err_write):
                 os.close(fd)
         self._status_read = status_read
         self._writer = LogWriter(self.log_path)
-        self._pump = threading.Thread(target=self._pump_output, args=(out_read, err_read),
-                                      name=f"logs-{self.cgroup_name}", daemon=True)
+        self._pump = threading.Thread(
+            target=self._pump_output,
+            args=(out_read, err_read),
+            name=f"logs-{self.cgroup_name}",
+            daemon=True,
+        )
         self._pump.start()
         try:
             if self.cgroup is not None:
@@ -189,18 +212,28 @@ class RunningContainer:
     def _shim_spec(self) -> dict[str, Any]:
         config = self.config
         spec: dict[str, Any] = {
-            "argv": config.argv, "env": config.env, "cwd": config.cwd,
-            "hostname": config.hostname, "isolate": self.confinement.privileged,
+            "argv": config.argv,
+            "env": config.env,
+            "cwd": config.cwd,
+            "hostname": config.hostname,
+            "isolate": self.confinement.privileged,
         }
         if self.confinement.privileged:
-            spec.update(uid=config.uid, gid=config.gid, groups=config.groups,
-                        mounts=config.mounts, readOnlyRoot=config.read_only_root,
-                        isolateNetwork=config.isolate_network,
-                        capabilities=config.capabilities, noNewPrivs=config.no_new_privs)
+            spec.update(
+                uid=config.uid,
+                gid=config.gid,
+                groups=config.groups,
+                mounts=config.mounts,
+                readOnlyRoot=config.read_only_root,
+                isolateNetwork=config.isolate_network,
+                capabilities=config.capabilities,
+                noNewPrivs=config.no_new_privs,
+            )
         else:
             # No cgroup: the address-space and process-count rlimits are all that is left.
-            spec.update(noNewPrivs=True,
-                        rlimits={"as": config.memory_bytes, "nproc": config.pids_max})
+            spec.update(
+                noNewPrivs=True, rlimits={"as": config.memory_bytes, "nproc": config.pids_max}
+            )
         return spec
 
     def _next_event(self, timeout: float) -> dict[str, Any]:

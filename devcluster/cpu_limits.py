@@ -34,7 +34,7 @@ def _own_v1_cpu_dir(mountinfo: str, proc_cgroup: str) -> Path | None:
             root = mount.root.rstrip("/")
             if root and own != root and not own.startswith(root + "/"):
                 continue
-            return Path(mount.mount_point) / own[len(root):].lstrip("/")
+            return Path(mount.mount_point) / own[len(root) :].lstrip("/")
     return None
 
 
@@ -46,9 +46,13 @@ class CpuLimit:
         self._own_directory = own_directory  # v1: a directory of ours to move processes into
 
     @classmethod
-    def create(cls, cgroup: LimitedCgroup, millicores: int,
-               mountinfo_path: str = "/proc/self/mountinfo",
-               proc_cgroup_path: str = "/proc/self/cgroup") -> CpuLimit:
+    def create(
+        cls,
+        cgroup: LimitedCgroup,
+        millicores: int,
+        mountinfo_path: str = "/proc/self/mountinfo",
+        proc_cgroup_path: str = "/proc/self/cgroup",
+    ) -> CpuLimit:
         """Limit `cgroup`'s processes to `millicores`; CgroupError if the kernel will not."""
         quota = quota_us(millicores)
         if cgroup.version == 2:
@@ -59,12 +63,14 @@ class CpuLimit:
                     control.write_text("+cpu")
                 (cgroup.memory_dir / "cpu.max").write_text(f"{quota} {PERIOD_US}")
             except OSError as error:
-                raise CgroupError(f"cannot set cpu.max in {cgroup.memory_dir}: "
-                                  f"{error.strerror}") from error
+                raise CgroupError(
+                    f"cannot set cpu.max in {cgroup.memory_dir}: {error.strerror}"
+                ) from error
             return cls(cgroup.memory_dir, own_directory=False)
         try:
-            directory = _own_v1_cpu_dir(Path(mountinfo_path).read_text(),
-                                        Path(proc_cgroup_path).read_text())
+            directory = _own_v1_cpu_dir(
+                Path(mountinfo_path).read_text(), Path(proc_cgroup_path).read_text()
+            )
         except OSError as error:
             raise CgroupError(f"cannot read this process's cgroups: {error}") from error
         if directory is None:
@@ -77,8 +83,7 @@ class CpuLimit:
         except OSError as error:
             with contextlib.suppress(OSError):
                 directory.rmdir()
-            raise CgroupError(f"cannot set a CPU quota in {directory}: {error.strerror}") \
-                from error
+            raise CgroupError(f"cannot set a CPU quota in {directory}: {error.strerror}") from error
         return cls(directory, own_directory=True)
 
     def add(self, pid: int) -> None:
@@ -88,8 +93,9 @@ class CpuLimit:
         try:
             (self.directory / "cgroup.procs").write_text(str(pid))
         except OSError as error:
-            raise CgroupError(f"cannot move {pid} into {self.directory}: {error.strerror}") \
-                from error
+            raise CgroupError(
+                f"cannot move {pid} into {self.directory}: {error.strerror}"
+            ) from error
 
     def read_quota(self) -> tuple[int | None, int]:
         """(quota, period) in microseconds as the kernel reports them; None: unlimited."""
@@ -113,15 +119,17 @@ class CpuLimit:
                 return
             except OSError as error:
                 if error.errno != errno.EBUSY or time.monotonic() > deadline:
-                    raise CgroupError(f"could not remove {self.directory}: "
-                                      f"{error.strerror}") from error
+                    raise CgroupError(
+                        f"could not remove {self.directory}: {error.strerror}"
+                    ) from error
                 time.sleep(0.01)
 
 
 def _own_v1_cpu_dir_now() -> Path | None:
     try:
-        return _own_v1_cpu_dir(Path("/proc/self/mountinfo").read_text(),
-                               Path("/proc/self/cgroup").read_text())
+        return _own_v1_cpu_dir(
+            Path("/proc/self/mountinfo").read_text(), Path("/proc/self/cgroup").read_text()
+        )
     except OSError:
         return None
 

@@ -69,21 +69,43 @@ def apply_builtin_defaults(group: str, plural: str, obj: Obj) -> None:
         spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
         spec.setdefault("priority", 0)
-        spec.setdefault("tolerations", [
-            {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
-             "effect": "NoExecute", "tolerationSeconds": 300},
-            {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
-             "effect": "NoExecute", "tolerationSeconds": 300}])
-    elif group in ("apps", "batch") and plural in ("deployments", "replicasets", "statefulsets",
-                                                   "daemonsets", "jobs"):
+        spec.setdefault(
+            "tolerations",
+            [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+            ],
+        )
+    elif group in ("apps", "batch") and plural in (
+        "deployments",
+        "replicasets",
+        "statefulsets",
+        "daemonsets",
+        "jobs",
+    ):
         spec = obj.setdefault("spec", {})
         if plural not in {"daemonsets", "jobs"}:
             spec.setdefault("replicas", 1)
         spec.setdefault("revisionHistoryLimit", 10) if plural != "jobs" else None
         if plural == "deployments":
             spec.setdefault("progressDeadlineSeconds", 600)
-            spec.setdefault("strategy", {"type": "RollingUpdate", "rollingUpdate": {
-                "maxSurge": "25%", "maxUnavailable": "25%"}})
+            spec.setdefault(
+                "strategy",
+                {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+                },
+            )
         template_spec = (spec.get("template") or {}).get("spec")
         if isinstance(template_spec, dict):
             pod_spec(template_spec)

@@ -69,29 +69,44 @@ class DeletionMixin:
         meta = obj["metadata"]
         preconditions = options.get("preconditions") or {}
         if preconditions.get("uid") and preconditions["uid"] != meta["uid"]:
-            raise ApiError(409, "Conflict",
-                           f'Operation cannot be fulfilled on {resource.plural} "{meta["name"]}"'
-                           f": Precondition failed: UID in precondition: {preconditions['uid']}"
-                           f", UID in object meta: {meta['uid']}",
-                           {"name": meta["name"], "kind": resource.plural,
-                            "group": resource.group})
-        if preconditions.get("resourceVersion") and \
-                preconditions["resourceVersion"] != meta["resourceVersion"]:
-            raise ApiError(409, "Conflict",
-                           f'Operation cannot be fulfilled on {resource.plural} "{meta["name"]}"'
-                           f": Precondition failed: ResourceVersion in precondition: "
-                           f"{preconditions['resourceVersion']}, ResourceVersion in object "
-                           f"meta: {meta['resourceVersion']}",
-                           {"name": meta["name"], "kind": resource.plural,
-                            "group": resource.group})
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {resource.plural} "{meta["name"]}"'
+                f": Precondition failed: UID in precondition: {preconditions['uid']}"
+                f", UID in object meta: {meta['uid']}",
+                {"name": meta["name"], "kind": resource.plural, "group": resource.group},
+            )
+        if (
+            preconditions.get("resourceVersion")
+            and preconditions["resourceVersion"] != meta["resourceVersion"]
+        ):
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {resource.plural} "{meta["name"]}"'
+                f": Precondition failed: ResourceVersion in precondition: "
+                f"{preconditions['resourceVersion']}, ResourceVersion in object "
+                f"meta: {meta['resourceVersion']}",
+                {"name": meta["name"], "kind": resource.plural, "group": resource.group},
+            )
         policy = options.get("propagationPolicy")
         if policy is None and options.get("orphanDependents") is not None:
             policy = "Orphan" if options["orphanDependents"] else "Background"
         if policy not in (None, "Background", "Foreground", "Orphan"):
-            raise invalid("DeleteOptions", "", "", [{
-                "reason": "FieldValueNotSupported", "field": "propagationPolicy",
-                "message": f'Unsupported value: "{policy}": supported values: "Foreground", '
-                           f'"Background", "Orphan", "nil"'}])
+            raise invalid(
+                "DeleteOptions",
+                "",
+                "",
+                [
+                    {
+                        "reason": "FieldValueNotSupported",
+                        "field": "propagationPolicy",
+                        "message": f'Unsupported value: "{policy}": supported values: '
+                        '"Foreground", "Background", "Orphan", "nil"',
+                    }
+                ],
+            )
         finalizers = list(meta.get("finalizers") or [])
         if policy == "Orphan" and ORPHAN not in finalizers:
             finalizers.append(ORPHAN)
@@ -106,16 +121,23 @@ class DeletionMixin:
             return Result(200, self._deleted_body(resource, final or obj))
         if meta.get("deletionTimestamp") and not grace:
             # Already being deleted: only a shorter grace period changes anything.
-            if resource.key == PODS and (meta["namespace"], meta["name"]) in self.graceful_pods \
-                    and options.get("gracePeriodSeconds") == 0 and not meta.get("finalizers"):
+            if (
+                resource.key == PODS
+                and (meta["namespace"], meta["name"]) in self.graceful_pods
+                and options.get("gracePeriodSeconds") == 0
+                and not meta.get("finalizers")
+            ):
                 self.graceful_pods.discard((meta["namespace"], meta["name"]))
                 final = self._remove(resource, obj)
                 return Result(200, self.output(resource, final or obj))
             if finalizers == list(meta.get("finalizers") or []):
                 return Result(200, self.output(resource, obj))
         new = dict(obj)
-        new["metadata"] = dict(meta, finalizers=finalizers) if finalizers else {
-            k: v for k, v in meta.items() if k != "finalizers"}
+        new["metadata"] = (
+            dict(meta, finalizers=finalizers)
+            if finalizers
+            else {k: v for k, v in meta.items() if k != "finalizers"}
+        )
         if not meta.get("deletionTimestamp"):
             new["metadata"]["deletionTimestamp"] = now_rfc3339(grace or 0)
             new["metadata"]["deletionGracePeriodSeconds"] = grace or 0
@@ -150,9 +172,18 @@ class DeletionMixin:
         if resource.is_crd or resource.key == PODS:
             return self.output(resource, obj)
         meta = obj["metadata"]
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                "details": {"name": meta["name"], "group": resource.group,
-                            "kind": resource.plural, "uid": meta["uid"]}}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                "name": meta["name"],
+                "group": resource.group,
+                "kind": resource.plural,
+                "uid": meta["uid"],
+            },
+        }
 
     def _remove(self, resource: Resource, obj: Obj) -> Obj | None:
         """Remove an object for good and queue its dependents for garbage collection."""
@@ -181,8 +212,11 @@ class DeletionMixin:
             except ApiError as exc:
                 if exc.code != 404:
                     raise
-        body = {"kind": f"{resource.kind}List", "apiVersion": resource.api_version,
-                "metadata": {"resourceVersion": str(self.store.resource_version)},
-                "items": [d for d in deleted if d.get("kind") != "Status"]}
+        body = {
+            "kind": f"{resource.kind}List",
+            "apiVersion": resource.api_version,
+            "metadata": {"resourceVersion": str(self.store.resource_version)},
+            "items": [d for d in deleted if d.get("kind") != "Status"],
+        }
         del info
         return Result(200, body)

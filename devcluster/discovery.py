@@ -7,10 +7,16 @@ from typing import Any
 from devcluster.resources import SUBRESOURCE_KINDS, Registry, Resource
 
 AGGREGATED_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
-              "log": ["get"], "eviction": ["create"], "token": ["create"],
-              "binding": ["create"], "finalize": ["update"],
-              "ephemeralcontainers": ["get", "patch", "update"]}
+SUBRESOURCE_VERBS = {
+    "status": ["get", "patch", "update"],
+    "scale": ["get", "patch", "update"],
+    "log": ["get"],
+    "eviction": ["create"],
+    "token": ["create"],
+    "binding": ["create"],
+    "finalize": ["update"],
+    "ephemeralcontainers": ["get", "patch", "update"],
+}
 
 
 def wants_aggregated(accept: str) -> bool:
@@ -18,9 +24,11 @@ def wants_aggregated(accept: str) -> bool:
 
 
 def api_versions(address: str) -> dict[str, Any]:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
-                                            "serverAddress": address}]}
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
+    }
 
 
 def _group(name: str, versions: list[str]) -> dict[str, Any]:
@@ -29,8 +37,11 @@ def _group(name: str, versions: list[str]) -> dict[str, Any]:
 
 
 def api_group_list(registry: Registry) -> dict[str, Any]:
-    return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [_group(g, v) for g, v in sorted(registry.groups().items())]}
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [_group(g, v) for g, v in sorted(registry.groups().items())],
+    }
 
 
 def api_group(registry: Registry, name: str) -> dict[str, Any] | None:
@@ -41,8 +52,10 @@ def api_group(registry: Registry, name: str) -> dict[str, Any] | None:
 
 
 def _resources(registry: Registry, group: str, version: str) -> list[Resource]:
-    return sorted((r for r in registry.all() if r.group == group and r.version == version),
-                  key=lambda r: r.plural)
+    return sorted(
+        (r for r in registry.all() if r.group == group and r.version == version),
+        key=lambda r: r.plural,
+    )
 
 
 def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any] | None:
@@ -51,25 +64,37 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
         return None
     out = []
     for r in resources:
-        entry: dict[str, Any] = {"name": r.plural, "singularName": r.singular,
-                                 "namespaced": r.namespaced, "kind": r.kind, "verbs": r.verbs}
+        entry: dict[str, Any] = {
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": r.verbs,
+        }
         if r.short_names:
             entry["shortNames"] = r.short_names
         if r.categories:
             entry["categories"] = r.categories
         out.append(entry)
         for sub in sorted(r.subresources):
-            sub_entry: dict[str, Any] = {"name": f"{r.plural}/{sub}", "singularName": "",
-                                         "namespaced": r.namespaced,
-                                         "kind": SUBRESOURCE_KINDS.get(sub, ("", "", r.kind))[2],
-                                         "verbs": SUBRESOURCE_VERBS.get(sub, ["get"])}
+            sub_entry: dict[str, Any] = {
+                "name": f"{r.plural}/{sub}",
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": SUBRESOURCE_KINDS.get(sub, ("", "", r.kind))[2],
+                "verbs": SUBRESOURCE_VERBS.get(sub, ["get"]),
+            }
             if sub in SUBRESOURCE_KINDS:
                 sub_group, sub_version, _ = SUBRESOURCE_KINDS[sub]
                 sub_entry["group"], sub_entry["version"] = sub_group, sub_version
             out.append(sub_entry)
     group_version = f"{group}/{version}" if group else version
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
-            "resources": out}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": out,
+    }
 
 
 def _aggregated_resource(r: Resource) -> dict[str, Any]:
@@ -87,9 +112,13 @@ def _aggregated_resource(r: Resource) -> dict[str, Any]:
     subs = []
     for sub in sorted(r.subresources):
         group, version, kind = SUBRESOURCE_KINDS.get(sub, (r.group, r.version, r.kind))
-        subs.append({"subresource": sub,
-                     "responseKind": {"group": group, "version": version, "kind": kind},
-                     "verbs": SUBRESOURCE_VERBS.get(sub, ["get"])})
+        subs.append(
+            {
+                "subresource": sub,
+                "responseKind": {"group": group, "version": version, "kind": kind},
+                "verbs": SUBRESOURCE_VERBS.get(sub, ["get"]),
+            }
+        )
     if subs:
         entry["subresources"] = subs
     return entry
@@ -100,9 +129,18 @@ def aggregated(registry: Registry, legacy: bool) -> dict[str, Any]:
     groups = {"": ["v1"]} if legacy else registry.groups()
     items = []
     for group, versions in sorted(groups.items()):
-        entries = [{"version": v,
-                    "resources": [_aggregated_resource(r) for r in _resources(registry, group, v)],
-                    "freshness": "Current"} for v in versions]
+        entries = [
+            {
+                "version": v,
+                "resources": [_aggregated_resource(r) for r in _resources(registry, group, v)],
+                "freshness": "Current",
+            }
+            for v in versions
+        ]
         items.append({"metadata": {"name": group} if group else {}, "versions": entries})
-    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
-            "metadata": {}, "items": items}
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }

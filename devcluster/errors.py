@@ -104,21 +104,26 @@ def forbidden(resource: str, group: str, name: str, why: str) -> ApiError:
         403,
         "Forbidden",
         f"{subject} is forbidden: {why}",
-        {"name": name, "group": group, "kind": resource} if name else {"group": group,
-                                                                        "kind": resource},
+        {"name": name, "group": group, "kind": resource}
+        if name
+        else {"group": group, "kind": resource},
     )
 
 
-def method_not_allowed(message: str = "the server does not allow this method on the requested "
-                       "resource") -> ApiError:
+def method_not_allowed(
+    message: str = "the server does not allow this method on the requested resource",
+) -> ApiError:
     return ApiError(405, "MethodNotAllowed", message)
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType",
-                    f'the body of the request was in an unknown format - accepted media types '
-                    f'include: application/json-patch+json, application/merge-patch+json, '
-                    f'application/apply-patch+yaml (got "{content_type}")')
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted media types "
+        f"include: application/json-patch+json, application/merge-patch+json, "
+        f'application/apply-patch+yaml (got "{content_type}")',
+    )
 
 
 def gone(message: str) -> ApiError:

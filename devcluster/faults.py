@@ -37,23 +37,31 @@ class FaultRule:
             return False
         if self.verbs and info.verb not in self.verbs:
             return False
-        return not (self.resources and info.resource_path not in self.resources
-                    and info.resource not in self.resources)
+        return not (
+            self.resources
+            and info.resource_path not in self.resources
+            and info.resource not in self.resources
+        )
 
     def error(self, info: RequestInfo) -> ApiError:
         if self.status == 429:
-            return ApiError(429, "TooManyRequests",
-                            "Too many requests, please try again later.",
-                            {"retryAfterSeconds": self.retry_after},
-                            {"Retry-After": str(self.retry_after)})
+            return ApiError(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+                {"retryAfterSeconds": self.retry_after},
+                {"Retry-After": str(self.retry_after)},
+            )
         if self.status == 409:
-            return ApiError(409, "Conflict",
-                            f'Operation cannot be fulfilled on {info.resource} "{info.name}": '
-                            "the object has been modified; please apply your changes to the "
-                            "latest version and try again (injected fault)",
-                            {"name": info.name, "kind": info.resource, "group": info.group})
-        return ApiError(self.status, "InternalError",
-                        "Internal error occurred: injected fault")
+            return ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {info.resource} "{info.name}": '
+                "the object has been modified; please apply your changes to the "
+                "latest version and try again (injected fault)",
+                {"name": info.name, "kind": info.resource, "group": info.group},
+            )
+        return ApiError(self.status, "InternalError", "Internal error occurred: injected fault")
 
 
 class Faults:

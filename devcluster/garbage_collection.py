@@ -40,8 +40,9 @@ def node_agent_alive(api: ApiServer, node_name: str) -> bool:
 class GarbageCollector:
     """Runs inside the server's event loop; every step is idempotent."""
 
-    def __init__(self, api: ApiServer, interval: float = 0.05,
-                 sweep_interval: float = 0.25) -> None:
+    def __init__(
+        self, api: ApiServer, interval: float = 0.05, sweep_interval: float = 0.25
+    ) -> None:
         self.api = api
         self.interval = interval
         # Namespace and CRD cleanup scan every kind; they run less often than the cheap steps.
@@ -76,8 +77,11 @@ class GarbageCollector:
         alive = [r for r in refs if self.api.store.by_uid(r.get("uid", "")) is not None]
         if alive:
             if len(alive) != len(refs):
-                self._mutate(key, meta, lambda o, keep=alive: o["metadata"].__setitem__(
-                    "ownerReferences", keep))
+                self._mutate(
+                    key,
+                    meta,
+                    lambda o, keep=alive: o["metadata"].__setitem__("ownerReferences", keep),
+                )
             return
         if not meta.get("deletionTimestamp"):
             self._delete(key, meta)
@@ -95,10 +99,18 @@ class GarbageCollector:
             dependents = api.store.dependents(uid)
             if ORPHAN in finalizers:
                 for dep_key, dependent in dependents:
-                    self._mutate(dep_key, dependent["metadata"], lambda o, u=uid: o[
-                        "metadata"].__setitem__("ownerReferences", [
-                            r for r in o["metadata"].get("ownerReferences") or []
-                            if r.get("uid") != u]))
+                    self._mutate(
+                        dep_key,
+                        dependent["metadata"],
+                        lambda o, u=uid: o["metadata"].__setitem__(
+                            "ownerReferences",
+                            [
+                                r
+                                for r in o["metadata"].get("ownerReferences") or []
+                                if r.get("uid") != u
+                            ],
+                        ),
+                    )
                 self._drop_finalizer(key, obj, ORPHAN)
             elif dependents:
                 for dep_key, dependent in dependents:
@@ -108,8 +120,13 @@ class GarbageCollector:
                 self._drop_finalizer(key, obj, FOREGROUND)
 
     def _drop_finalizer(self, key: tuple[str, str], obj: dict[str, Any], name: str) -> None:
-        self._mutate(key, obj["metadata"], lambda o: o["metadata"].__setitem__(
-            "finalizers", [f for f in o["metadata"].get("finalizers") or [] if f != name]))
+        self._mutate(
+            key,
+            obj["metadata"],
+            lambda o: o["metadata"].__setitem__(
+                "finalizers", [f for f in o["metadata"].get("finalizers") or [] if f != name]
+            ),
+        )
 
     def _namespaces(self) -> None:
         api = self.api
@@ -164,13 +181,15 @@ class GarbageCollector:
             if pod is None:
                 api.graceful_pods.discard((namespace, name))
             elif _expired(pod["metadata"].get("deletionTimestamp")) and not node_agent_alive(
-                    api, (pod.get("spec") or {}).get("nodeName", "")):
+                api, (pod.get("spec") or {}).get("nodeName", "")
+            ):
                 api.confirm_pod_deleted(namespace, name)
 
     def _delete(self, key: tuple[str, str], meta: dict[str, Any]) -> None:
         try:
-            self.api.system_delete(key, meta.get("namespace", ""), meta["name"],
-                                   {"propagationPolicy": "Background"})
+            self.api.system_delete(
+                key, meta.get("namespace", ""), meta["name"], {"propagationPolicy": "Background"}
+            )
         except ApiError as exc:
             log.debug("garbage collection could not delete %s: %s", meta["name"], exc)
 
@@ -182,8 +201,13 @@ class GarbageCollector:
 
     def has_work(self) -> bool:
         api = self.api
-        return bool(api.gc_owner_uids or api.gc_finalizing or api.terminating_namespaces
-                    or api.graceful_pods or api.terminating_crds)
+        return bool(
+            api.gc_owner_uids
+            or api.gc_finalizing
+            or api.terminating_namespaces
+            or api.graceful_pods
+            or api.terminating_crds
+        )
 
     async def run(self) -> None:
         """Loop forever; cheap when idle."""

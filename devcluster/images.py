@@ -19,8 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Where a Python image's interpreter may be found, best first within a version.
-DEFAULT_CANDIDATES = ("/usr/local/bin/python3.{minor}", "/usr/bin/python3.{minor}",
-                      "/usr/local/bin/python3", "/usr/bin/python3")
+DEFAULT_CANDIDATES = (
+    "/usr/local/bin/python3.{minor}",
+    "/usr/bin/python3.{minor}",
+    "/usr/local/bin/python3",
+    "/usr/bin/python3",
+)
 MINORS = range(20, 7, -1)  # 3.20 .. 3.8: the runner needs at least 3.8
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _TAG_VERSION = re.compile(r"^(\d+)\.(\d+)")
@@ -72,8 +76,10 @@ def wanted_version(image: str) -> tuple[int, int] | None:
 def pull_error_message(image: str) -> str:
     """What containerd says when a registry does not have an image."""
     ref = parse_image(image).canonical
-    return (f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": '
-            f"{ref}: not found (devcluster nodes provide only python:* images)")
+    return (
+        f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": '
+        f"{ref}: not found (devcluster nodes provide only python:* images)"
+    )
 
 
 def choose(found: dict[str, tuple[int, int]], wanted: tuple[int, int] | None) -> str | None:
@@ -125,10 +131,16 @@ class PythonImages:
             # way, the binary and its standard library must be reachable by that user.
             result = subprocess.run(
                 [path, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True, text=True, timeout=20, cwd="/", env={},
+                capture_output=True,
+                text=True,
+                timeout=20,
+                cwd="/",
+                env={},
                 user=uid if os.geteuid() == 0 else None,
                 group=gid if os.geteuid() == 0 else None,
-                extra_groups=[] if os.geteuid() == 0 else None, check=False)
+                extra_groups=[] if os.geteuid() == 0 else None,
+                check=False,
+            )
             if result.returncode == 0:
                 major, minor = result.stdout.strip().split(".")
                 version = (int(major), int(minor))
@@ -152,13 +164,15 @@ class PythonImages:
             raise ImagePullError(
                 f'failed to pull image "{image}": no Python interpreter (3.8 or newer) on '
                 f"this node can be executed by uid {uid} (looked at: "
-                f"{', '.join(self._candidate_paths()) or 'nothing found'})")
+                f"{', '.join(self._candidate_paths()) or 'nothing found'})"
+            )
         bin_dir = self._bin_dir(chosen, found[chosen])
         if self._version_as(str(bin_dir / "python3"), uid, gid) is None:
             raise ImagePullError(
                 f"the interpreter links in {bin_dir} cannot be executed by uid {uid}: a "
                 "directory above them is not traversable by other users (choose a state "
-                "directory outside private homes and 0700 temporary directories)")
+                "directory outside private homes and 0700 temporary directories)"
+            )
         return bin_dir, chosen
 
     def _bin_dir(self, interpreter: str, version: tuple[int, int]) -> Path:

@@ -46,8 +46,8 @@ def evaluate(obj: Any, path: str) -> list[Any]:
         following: list[Any] = []
         for value in current:
             if (kind == "field" and isinstance(value, dict) and arg in value) or (
-                    kind == "index" and isinstance(value, list)
-                    and -len(value) <= arg < len(value)):
+                kind == "index" and isinstance(value, list) and -len(value) <= arg < len(value)
+            ):
                 following.append(value[arg])
             elif kind == "all" and isinstance(value, list):
                 following.extend(value)

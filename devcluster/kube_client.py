@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
+from kubernetes import client
 from kubernetes import config as kube_config
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,13 @@ class ApiError(Exception):
 class KubeClient:
     """JSON requests to the API server named by a kubeconfig."""
 
-    def __init__(self, kubeconfig: str, timeout: float = 30.0) -> None:
-        self._api = kube_config.new_client_from_config(config_file=kubeconfig)
-        self.configuration = self._api.configuration
+    def __init__(self, kubeconfig: str, timeout: float = 30.0, connections: int = 64) -> None:
+        configuration = client.Configuration()
+        kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        # One connection per busy thread (watches, pod workers) instead of churning a few.
+        configuration.connection_pool_maxsize = connections
+        self._api = client.ApiClient(configuration)
+        self.configuration = configuration
         self.host = self.configuration.host.rstrip("/")
         self.timeout = timeout
         self._pool = self._api.rest_client.pool_manager
@@ -58,8 +63,17 @@ class KubeClient:
                 headers[setting["key"].lower()] = setting["value"]
         return headers
 
-    def _open(self, method: str, path: str, query: dict[str, Any] | None, body: Any, *,
-              content_type: str, timeout: Any, stream: bool) -> urllib3.BaseHTTPResponse:
+    def _open(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None,
+        body: Any,
+        *,
+        content_type: str,
+        timeout: Any,
+        stream: bool,
+    ) -> urllib3.BaseHTTPResponse:
         url = self.host + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
@@ -68,14 +82,34 @@ class KubeClient:
         if body is not None:
             headers["Content-Type"] = content_type
             data = json.dumps(body).encode()
-        return self._pool.request(method, url, body=data, headers=headers,
-                                  timeout=timeout, preload_content=not stream, retries=False)
+        return self._pool.request(
+            method,
+            url,
+            body=data,
+            headers=headers,
+            timeout=timeout,
+            preload_content=not stream,
+            retries=False,
+        )
 
-    def request(self, method: str, path: str, query: dict[str, Any] | None = None,
-                body: Any = None, content_type: str = "application/json") -> Obj:
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Obj:
         """One request; the decoded JSON answer, or ApiError."""
-        response = self._open(method, path, query, body, content_type=content_type,
-                              timeout=urllib3.Timeout(total=self.timeout), stream=False)
+        response = self._open(
+            method,
+            path,
+            query,
+            body,
+            content_type=content_type,
+            timeout=urllib3.Timeout(total=self.timeout),
+            stream=False,
+        )
         data = response.data
         try:
             decoded = json.loads(data) if data else {}
@@ -101,14 +135,22 @@ class KubeClient:
         """DELETE, optionally with DeleteOptions."""
         return self.request("DELETE", path, body=body)
 
-    def watch(self, path: str, query: dict[str, Any], stop: threading.Event,
-              timeout_seconds: int = 60) -> Iterator[Obj]:
+    def watch(
+        self, path: str, query: dict[str, Any], stop: threading.Event, timeout_seconds: int = 60
+    ) -> Iterator[Obj]:
         """Watch events (dicts with `type` and `object`) until the server ends the stream."""
-        query = dict(query, watch="true", timeoutSeconds=timeout_seconds,
-                     allowWatchBookmarks="true")
-        response = self._open("GET", path, query, None, content_type="",
-                              timeout=urllib3.Timeout(connect=10, read=timeout_seconds + 15),
-                              stream=True)
+        query = dict(
+            query, watch="true", timeoutSeconds=timeout_seconds, allowWatchBookmarks="true"
+        )
+        response = self._open(
+            "GET",
+            path,
+            query,
+            None,
+            content_type="",
+            timeout=urllib3.Timeout(connect=10, read=timeout_seconds + 15),
+            stream=True,
+        )
         try:
             if response.status >= 300:
                 data = response.read()
@@ -139,8 +181,9 @@ class Informer:
     ("SYNC", {}) so they can reconcile against the whole cache.
     """
 
-    def __init__(self, client: KubeClient, path: str, name: str,
-                 query: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, client: KubeClient, path: str, name: str, query: dict[str, Any] | None = None
+    ) -> None:
         self.client = client
         self.path = path
         self.name = name
@@ -164,8 +207,7 @@ class Informer:
 
     def start(self) -> None:
         """Start listing and watching in a daemon thread."""
-        self._thread = threading.Thread(target=self._run, name=f"informer-{self.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"informer-{self.name}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -205,9 +247,9 @@ class Informer:
             try:
                 if not version:
                     version = self._relist()
-                for event in self.client.watch(self.path, dict(self.query,
-                                                               resourceVersion=version),
-                                               self._stop):
+                for event in self.client.watch(
+                    self.path, dict(self.query, resourceVersion=version), self._stop
+                ):
                     kind, obj = event.get("type"), event.get("object") or {}
                     if kind == "ERROR":
                         version = ""  # 410 Gone and friends: start over from a list

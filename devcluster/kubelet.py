@@ -31,6 +31,7 @@ from devcluster.containers import (
 )
 from devcluster.images import ImagePullError, PythonImages, image_environment
 from devcluster.kube_client import ApiError, KubeClient
+from devcluster.pod_events import EventRecorder
 from devcluster.pod_status import RUNNING, TERMINATED, WAITING, ContainerView, PodView
 from devcluster.pod_volumes import PodDirectories
 
@@ -62,7 +63,7 @@ def _parse_time(text: str | None) -> float | None:
 
 def _pod_path(pod: Obj) -> str:
     meta = pod["metadata"]
-    return f'/api/v1/namespaces/{meta["namespace"]}/pods/{meta["name"]}'
+    return f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
 
 
 class PodWorker:
@@ -86,8 +87,14 @@ class PodWorker:
         self._volumes: dict[str, pod_config.VolumeSource] | None = None
         self._cleaned = False
         self._adopted = False  # finished before this agent started: its status stands
-        self.thread = threading.Thread(target=self._run, daemon=True,
-                                       name=f"pod-{pod['metadata']['name']}")
+        self.thread = threading.Thread(
+            target=self._run, daemon=True, name=f"pod-{pod['metadata']['name']}"
+        )
+
+    def _event(self, kind: str, reason: str, message: str) -> None:
+        events = self.kubelet.events
+        if events is not None:
+            events.record(self.pod, kind, reason, message, self.pod["spec"].get("nodeName"))
 
     # -- inputs from other threads ------------------------------------------------------------
     def update(self, pod: Obj) -> None:
@@ -104,8 +111,9 @@ class PodWorker:
         """Node-pressure eviction: kill at once, fail the pod with reason Evicted; False if the
         pod has already finished."""
         view = self.view
-        if view is not None and all(c.state == TERMINATED for c in
-                                    [*view.init_containers, *view.containers]):
+        if view is not None and all(
+            c.state == TERMINATED for c in [*view.init_containers, *view.containers]
+        ):
             return False
         self.evicted = message
         self.changed.set()
@@ -129,6 +137,10 @@ class PodWorker:
         except Exception:
             log.exception("pod worker for %s failed", self.pod["metadata"]["name"])
             self._kill_everything()
+            with contextlib.suppress(Exception):
+                for running in list(self.containers.values()):
+                    running.wait(10)
+                self._collect_exits()
         finally:
             self._cleanup_volumes()
             self.kubelet.worker_done(self)
@@ -136,18 +148,32 @@ class PodWorker:
     def _setup(self) -> None:
         status = self.pod.get("status") or {}
         start = _parse_time(status.get("startTime")) or time.time()
-        init = [ContainerView(c["name"], c.get("image", ""))
-                for c in self.pod["spec"].get("initContainers") or []]
-        containers = [ContainerView(c["name"], c.get("image", ""),
-                                    reason="PodInitializing" if init else "ContainerCreating")
-                      for c in self.pod["spec"].get("containers") or []]
-        self.view = PodView(self.kubelet.settings.host_ip, self.kubelet.settings.host_ip,
-                            start, containers, init_containers=init)
+        init = [
+            ContainerView(c["name"], c.get("image", ""))
+            for c in self.pod["spec"].get("initContainers") or []
+        ]
+        containers = [
+            ContainerView(
+                c["name"],
+                c.get("image", ""),
+                reason="PodInitializing" if init else "ContainerCreating",
+            )
+            for c in self.pod["spec"].get("containers") or []
+        ]
+        self.view = PodView(
+            self.kubelet.settings.host_ip,
+            self.kubelet.settings.host_ip,
+            start,
+            containers,
+            init_containers=init,
+        )
         if status.get("phase") in ("Succeeded", "Failed"):
             self._adopt_final_status(status)
             return
-        if any("running" in (s.get("state") or {}) or "terminated" in (s.get("state") or {})
-               for s in status.get("containerStatuses") or []):
+        if any(
+            "running" in (s.get("state") or {}) or "terminated" in (s.get("state") or {})
+            for s in status.get("containerStatuses") or []
+        ):
             # Started by an earlier run of this agent, whose processes died with it.
             for view in self._views():
                 view.state, view.reason, view.exit_code = TERMINATED, "ContainerStatusUnknown", 137
@@ -158,13 +184,19 @@ class PodWorker:
         assert self.view is not None
         self.view.reason = status.get("reason")
         self.view.message = status.get("message")
-        finished = {s["name"]: s for s in [*(status.get("initContainerStatuses") or []),
-                                           *(status.get("containerStatuses") or [])]}
+        finished = {
+            s["name"]: s
+            for s in [
+                *(status.get("initContainerStatuses") or []),
+                *(status.get("containerStatuses") or []),
+            ]
+        }
         for view in self._views():
             terminated = (finished.get(view.name, {}).get("state") or {}).get("terminated") or {}
             view.state = TERMINATED
-            view.exit_code = int(terminated.get("exitCode", 0 if status["phase"] ==
-                                                "Succeeded" else 1))
+            view.exit_code = int(
+                terminated.get("exitCode", 0 if status["phase"] == "Succeeded" else 1)
+            )
             view.reason = terminated.get("reason") or "Completed"
         self._adopted = True
 
@@ -197,11 +229,17 @@ class PodWorker:
         if self.evicted and view.reason != "Evicted":
             view.reason, view.message = "Evicted", self.evicted
             view.disruption = self.evicted
+            self._event("Warning", "Evicted", self.evicted)
             self._kill_everything()
         deadline = self._deadline()
-        if deadline is not None and now >= deadline and view.reason is None and \
-                not self._all_done():
+        if (
+            deadline is not None
+            and now >= deadline
+            and view.reason is None
+            and not self._all_done()
+        ):
             view.reason, view.message = "DeadlineExceeded", pod_status.DEADLINE_MESSAGE
+            self._event("Normal", "DeadlineExceeded", pod_status.DEADLINE_MESSAGE)
             self._terminate(self._grace(None))
         if meta.get("deletionTimestamp") and self._terminating_since is None:
             self._terminate(self._grace(meta.get("deletionGracePeriodSeconds")))
@@ -217,6 +255,9 @@ class PodWorker:
             return self._confirm_deletion()
         if self._all_done() or (view.reason and not self._any_running()):
             self._cleanup_volumes()
+            # Finished and reported: the thread can go; the kubelet keeps the logs and confirms
+            # the deletion when it comes.
+            return self._post_status()
         return False
 
     # -- containers -----------------------------------------------------------------------------
@@ -231,19 +272,23 @@ class PodWorker:
         return all(c.state == TERMINATED for c in self._views())
 
     def _any_running(self) -> bool:
-        return any(not c.finished for c in self.containers.values())
+        # From the recorded states, not the processes: a container that has just ended but
+        # whose exit this worker has not collected yet still counts, so its end gets reported.
+        return any(v.state == RUNNING for v in self._views())
 
     def _grace(self, seconds: Any) -> float:
         if seconds is None:
-            seconds = self.pod["spec"].get("terminationGracePeriodSeconds",
-                                           self.kubelet.settings.default_grace_seconds)
+            seconds = self.pod["spec"].get(
+                "terminationGracePeriodSeconds", self.kubelet.settings.default_grace_seconds
+            )
         return max(0.0, float(seconds))
 
     def _terminate(self, grace: float) -> None:
         self._terminating_since = time.time()
         self._kill_at = time.time() + grace
-        for container in self.containers.values():
+        for name, container in self.containers.items():
             if not container.finished:
+                self._event("Normal", "Killing", f"Stopping container {name}")
                 container.signal(signal.SIGTERM)
         if grace <= 0:
             self._kill_everything()
@@ -280,8 +325,9 @@ class PodWorker:
             return
         if pod_status.init_failed(self.view):
             return
-        init_pending = [v for v in self.view.init_containers
-                        if not (v.state == TERMINATED and v.exit_code == 0)]
+        init_pending = [
+            v for v in self.view.init_containers if not (v.state == TERMINATED and v.exit_code == 0)
+        ]
         if init_pending:
             # Init containers run one at a time, in order, before any other container.
             waiting = [init_pending[0]] if init_pending[0].state == WAITING else []
@@ -290,18 +336,22 @@ class PodWorker:
         if not waiting:
             return
         spec = self.pod["spec"]
-        specs = {c["name"]: c for c in [*(spec.get("initContainers") or []),
-                                        *(spec.get("containers") or [])]}
+        specs = {
+            c["name"]: c
+            for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+        }
         for view in waiting:
             spec = specs[view.name]
             try:
                 self._start_container(view, spec)
             except pod_config.ContainerConfigError as error:
+                if view.message != error.message:
+                    self._event("Warning", "Failed", f"Error: {error.message}")
                 view.reason, view.message = error.reason, error.message
                 self._next_attempt = now + self.kubelet.settings.config_retry
             except ImagePullError as error:
                 self._pull_failed(view, str(error), now)
-            except (ContainerStartError, OSError, ApiError) as error:
+            except (ContainerStartError, OSError, ApiError, ValueError) as error:
                 view.reason, view.message = "CreateContainerError", str(error)
                 self._next_attempt = now + self.kubelet.settings.config_retry
 
@@ -310,10 +360,13 @@ class PodWorker:
         if view.reason == "ErrImagePull" and backoff is not None:
             # The failed pull was reported; now the kubelet backs off before trying again.
             view.reason, view.message = "ImagePullBackOff", f'Back-off pulling image "{view.image}"'
+            self._event("Normal", "BackOff", view.message)
             self._next_attempt = now + backoff
             self._pull_backoff[view.name] = min(backoff * 2, 300.0)
             return
         view.reason, view.message = "ErrImagePull", message
+        self._event("Warning", "Failed", f'Failed to pull image "{view.image}": {message}')
+        self._event("Warning", "Failed", "Error: ErrImagePull")
         self._pull_backoff.setdefault(view.name, self.kubelet.settings.image_pull_backoff)
         self._next_attempt = now + 0.5
 
@@ -322,82 +375,119 @@ class PodWorker:
         settings = kubelet.settings
         uid, gid, _ = pod_config.identity(self.pod, spec)
         bin_dir, interpreter = kubelet.images.resolve(spec.get("image", ""), uid, gid)
+        if view.reason in (
+            "ContainerCreating",
+            "PodInitializing",
+            "ErrImagePull",
+            "ImagePullBackOff",
+        ):
+            self._event(
+                "Normal", "Pulled", f'Container image "{view.image}" already present on machine'
+            )
         if self._volumes is None:
             self._volumes = self.directories.prepare_volumes(
-                self.pod, kubelet.confinement.privileged, settings.node_memory_bytes)
+                self.pod, kubelet.confinement.privileged, settings.node_memory_bytes
+            )
         config = pod_config.build(
-            self.pod, spec, image_env=image_environment(spec.get("image", ""), bin_dir),
-            host_ip=settings.host_ip, node_allocatable=dict(settings.node_allocatable),
-            node_memory=settings.node_memory_bytes, pids_max=settings.pids_limit,
-            volumes=self._volumes, isolate_network=kubelet.egress_denied(self.pod),
-            lookup=kubelet.lookup)
+            self.pod,
+            spec,
+            image_env=image_environment(spec.get("image", ""), bin_dir),
+            host_ip=settings.host_ip,
+            node_allocatable=dict(settings.node_allocatable),
+            node_memory=settings.node_memory_bytes,
+            pids_max=settings.pids_limit,
+            volumes=self._volumes,
+            isolate_network=kubelet.egress_denied(self.pod),
+            lookup=kubelet.lookup,
+        )
         for mount in config.mounts:
             if bin_dir == Path(mount["target"]) or Path(mount["target"]) in bin_dir.parents:
                 raise pod_config.ContainerConfigError(
                     f'the volume mounted at "{mount["target"]}" would hide this node\'s Python '
-                    f"interpreter directory {bin_dir}", "CreateContainerError")
+                    f"interpreter directory {bin_dir}",
+                    "CreateContainerError",
+                )
             if not os.path.isdir(mount["target"]):
                 raise pod_config.ContainerConfigError(
                     f'mountPath "{mount["target"]}" does not exist on this node (devcluster '
-                    "containers share the node's root filesystem)", "CreateContainerError")
+                    "containers share the node's root filesystem)",
+                    "CreateContainerError",
+                )
         container_id = secrets.token_hex(32)
-        running = RunningContainer(config, kubelet.cgroup_name(self.uid, view.name),
-                                   self.directories.log_path(view.name), kubelet.confinement)
+        running = RunningContainer(
+            config,
+            kubelet.cgroup_name(self.uid, view.name),
+            self.directories.log_path(view.name),
+            kubelet.confinement,
+        )
         running.start()
         self.containers[view.name] = running
         view.container_id = f"devcluster://{container_id}"
         view.image_id = f"devcluster://{interpreter}"
+        self._event("Normal", "Created", f"Created container: {view.name}")
         if running.finished:  # the command could not be executed
             info = running.wait(0)
             assert info is not None
             self._record_exit(view, info)
+            self._event("Warning", "Failed", f"Error: {info.start_error}")
             return
+        self._event("Normal", "Started", f"Started container {view.name}")
         view.state, view.reason, view.message = RUNNING, None, None
         view.started_at = running.started_at
-        threading.Thread(target=self._await_exit, args=(running,), daemon=True,
-                         name=f"wait-{view.name}-{self.uid[:8]}").start()
+        threading.Thread(
+            target=self._await_exit,
+            args=(running,),
+            daemon=True,
+            name=f"wait-{view.name}-{self.uid[:8]}",
+        ).start()
 
     def _await_exit(self, running: RunningContainer) -> None:
         running.wait()
         self.changed.set()
 
     # -- API ----------------------------------------------------------------------------------
-    def _post_status(self) -> None:
+    def _post_status(self) -> bool:
+        """Send the status if it changed; True when the API server has the current one."""
         assert self.view is not None
         if self._adopted:
-            return
+            return True
         current = self.kubelet.current_pod(self.pod)
         if current is None or current["metadata"].get("uid") != self.uid:
-            return
+            return False
         patch = pod_status.status_patch(current, self.view, time.time())
         if patch == self._last_patch:
-            return
+            return True
         try:
             self.kubelet.client.merge_patch(_pod_path(self.pod) + "/status", patch)
             self._last_patch = patch
+            return True
         except ApiError as error:
             if error.code == 404:
                 self.removed = True
             else:
-                log.warning("status of pod %s not updated: %s", self.pod["metadata"]["name"],
-                            error)
+                log.warning("status of pod %s not updated: %s", self.pod["metadata"]["name"], error)
         except Exception as error:  # the API server is away; the next step retries
             log.warning("status of pod %s not updated: %s", self.pod["metadata"]["name"], error)
+        return False
 
     def _confirm_deletion(self) -> bool:
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
-                "preconditions": {"uid": self.uid}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": self.uid},
+        }
         try:
             self.kubelet.client.delete(_pod_path(self.pod), body)
         except ApiError as error:
             if error.code not in (404, 409):
-                log.warning("could not confirm deletion of %s: %s",
-                            self.pod["metadata"]["name"], error)
+                log.warning(
+                    "could not confirm deletion of %s: %s", self.pod["metadata"]["name"], error
+                )
                 self._next_attempt = time.time() + 1
                 return False
         except Exception as error:
-            log.warning("could not confirm deletion of %s: %s", self.pod["metadata"]["name"],
-                        error)
+            log.warning("could not confirm deletion of %s: %s", self.pod["metadata"]["name"], error)
             return False
         return True
 
@@ -412,9 +502,16 @@ class PodWorker:
 class Kubelet:
     """Runs the pods bound to a set of node names."""
 
-    def __init__(self, client: KubeClient, node_names: list[str], settings: KubeletSettings,
-                 confinement: Confinement, agent_id: str, *,
-                 paused: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        node_names: list[str],
+        settings: KubeletSettings,
+        confinement: Confinement,
+        agent_id: str,
+        *,
+        paused: threading.Event | None = None,
+    ) -> None:
         self.client = client
         self.node_names = set(node_names)
         self.settings = settings
@@ -426,6 +523,7 @@ class Kubelet:
             # not list other pods' logs or volumes.
             private.mkdir(parents=True, exist_ok=True)
             private.chmod(0o700)
+        self.events: EventRecorder | None = None  # set by the agent
         self.paused = paused or threading.Event()  # set: no container starts, no status
         self.pods_informer: Any = None  # set by the agent: source of current pod objects
         self._workers: dict[str, PodWorker] = {}
@@ -466,9 +564,15 @@ class Kubelet:
     def _confirm_finished(self, pod: Obj) -> None:
         def confirm() -> None:
             with contextlib.suppress(Exception):
-                self.client.delete(_pod_path(pod), {
-                    "apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
-                    "preconditions": {"uid": pod["metadata"]["uid"]}})
+                self.client.delete(
+                    _pod_path(pod),
+                    {
+                        "apiVersion": "v1",
+                        "kind": "DeleteOptions",
+                        "gracePeriodSeconds": 0,
+                        "preconditions": {"uid": pod["metadata"]["uid"]},
+                    },
+                )
 
         threading.Thread(target=confirm, daemon=True).start()
 
@@ -478,8 +582,16 @@ class Kubelet:
             self._workers.pop(worker.uid, None)
             if worker.removed:
                 worker.directories.remove_logs()
-            else:
-                self._finished_logs[worker.uid] = worker.directories
+                return
+            self._finished_logs[worker.uid] = worker.directories
+            latest = self.current_pod(worker.pod) or worker.pod
+            if (
+                latest["metadata"].get("uid") == worker.uid
+                and latest["metadata"].get("deletionTimestamp")
+                and not self._stopping
+            ):
+                # The deletion arrived while the worker was finishing: confirm it here.
+                self._confirm_finished(latest)
 
     def current_pod(self, pod: Obj) -> Obj | None:
         """The freshest copy of the pod (from the informer), or the given one."""
@@ -508,7 +620,8 @@ class Kubelet:
         cached = self._policies.get(namespace)
         if cached is None or time.monotonic() - cached[0] > 1.0:
             listed = self.client.get(
-                f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies")
+                f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+            )
             cached = (time.monotonic(), listed.get("items") or [])
             self._policies[namespace] = cached
         return network_isolation.egress_denied(pod, cached[1])
@@ -516,8 +629,9 @@ class Kubelet:
     # -- faults and logs ------------------------------------------------------------------------
     def evict(self, namespace: str, name: str, resource: str = "memory") -> bool:
         """Evict a running pod as under node pressure; False if no such pod runs here."""
-        message = (f"The node was low on resource: {resource}. Threshold quantity: 100Mi, "
-                   f"available: 0Ki. ")
+        message = (
+            f"The node was low on resource: {resource}. Threshold quantity: 100Mi, available: 0Ki. "
+        )
         with self._lock:
             for worker in self._workers.values():
                 meta = worker.pod["metadata"]
@@ -535,7 +649,7 @@ class Kubelet:
             if meta["namespace"] == namespace and meta["name"] == name:
                 return worker.log_target(container)
         prefix = f"{namespace}_{name}_"
-        for directories in finished:
+        for directories in reversed(finished):  # the newest pod of that name
             if directories.logs.name.startswith(prefix):
                 path = directories.log_path(container)
                 return (path, True) if path.exists() else None

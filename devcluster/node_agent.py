@@ -37,6 +37,7 @@ from devcluster.containers import Confinement
 from devcluster.kube_client import ApiError, Informer, KubeClient
 from devcluster.kubelet import Kubelet, KubeletSettings
 from devcluster.node_endpoint import NodeEndpoint
+from devcluster.pod_events import EventRecorder
 from devcluster.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,10 @@ class NodeAgentSettings:
 def remove_leftover_cgroups() -> int:
     """Remove the cgroups of node agents that are no longer running; how many were removed."""
     try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo, \
-                open("/proc/self/cgroup", encoding="utf-8") as own:
+        with (
+            open("/proc/self/mountinfo", encoding="utf-8") as mountinfo,
+            open("/proc/self/cgroup", encoding="utf-8") as own,
+        ):
             placement = locate_own_cgroup(mountinfo.read(), own.read())
     except (OSError, CgroupError):
         return 0
@@ -88,8 +91,11 @@ def remove_leftover_cgroups() -> int:
     names = set()
     for directory in {placement.memory_dir, placement.pids_dir}:
         with contextlib.suppress(OSError):
-            names.update(p.name for p in directory.iterdir()
-                         if p.is_dir() and p.name.startswith(AGENT_CGROUP_PREFIX + "-"))
+            names.update(
+                p.name
+                for p in directory.iterdir()
+                if p.is_dir() and p.name.startswith(AGENT_CGROUP_PREFIX + "-")
+            )
     for name in names:
         pid = name.split("-")[1]
         if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
@@ -115,8 +121,11 @@ def remove_leftover_state(state_root: Path) -> int:
     with contextlib.suppress(OSError):
         for directory in agents.iterdir():
             pid = directory.name.split("-")[1] if directory.name.count("-") >= 2 else ""
-            if not directory.name.startswith(AGENT_CGROUP_PREFIX + "-") or not pid.isdigit() \
-                    or os.path.exists(f"/proc/{pid}"):
+            if (
+                not directory.name.startswith(AGENT_CGROUP_PREFIX + "-")
+                or not pid.isdigit()
+                or os.path.exists(f"/proc/{pid}")
+            ):
                 continue
             prefix = str(directory) + "/"
             for point, _ in sorted(namespaces_linux.mount_points(), reverse=True):
@@ -168,39 +177,62 @@ class NodeAgent:
         removed = remove_leftover_cgroups()
         removed += remove_leftover_state(self.state_dir.parents[1])
         if removed:
-            log.info("removed %d cgroups and directories left by node agents that are gone",
-                     removed)
+            log.info(
+                "removed %d cgroups and directories left by node agents that are gone", removed
+            )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o711)
         client = self.client = KubeClient(self.kubeconfig)
         memory = int(quantity.parse(self.settings.resources.memory))
-        self.kubelet = Kubelet(client, self.node_names, KubeletSettings(
-            state_dir=self.state_dir,
-            images_dir=self.settings.images_dir or default_state_root() / "images",
-            host_ip=self.settings.host_ip,
-            pids_limit=self.settings.pids_limit, node_memory_bytes=memory,
-            node_allocatable=tuple(self.settings.resources.as_dict().items()),
-            image_pull_backoff=self.settings.image_pull_backoff),
-            self.confinement, self.agent_id, paused=self.paused)
-        self.endpoint = NodeEndpoint(self.kubelet.log_target, client.token, {
-            "pause": lambda _: self.pause(), "resume": lambda _: self.resume(),
-            "evict": lambda args: self.evict(args["namespace"], args["name"],
-                                             args.get("resource", "memory")),
-            "status": lambda _: self.describe()}, port=self.settings.port,
-            logs_need_token=self.settings.logs_need_token)
+        self.kubelet = Kubelet(
+            client,
+            self.node_names,
+            KubeletSettings(
+                state_dir=self.state_dir,
+                images_dir=self.settings.images_dir or default_state_root() / "images",
+                host_ip=self.settings.host_ip,
+                pids_limit=self.settings.pids_limit,
+                node_memory_bytes=memory,
+                node_allocatable=tuple(self.settings.resources.as_dict().items()),
+                image_pull_backoff=self.settings.image_pull_backoff,
+            ),
+            self.confinement,
+            self.agent_id,
+            paused=self.paused,
+        )
+        self.kubelet.events = EventRecorder(client, "kubelet")
+        self.endpoint = NodeEndpoint(
+            self.kubelet.log_target,
+            client.token,
+            {
+                "pause": lambda _: self.pause(),
+                "resume": lambda _: self.resume(),
+                "evict": lambda args: self.evict(
+                    args["namespace"], args["name"], args.get("resource", "memory")
+                ),
+                "status": lambda _: self.describe(),
+            },
+            port=self.settings.port,
+            logs_need_token=self.settings.logs_need_token,
+        )
         self.endpoint.start()
         self._register_nodes()
         pods = Informer(client, "/api/v1/pods", "pods")
         nodes = Informer(client, "/api/v1/nodes", "nodes")
         faults_namespace, faults_name = FAULTS_CONFIGMAP
-        faults = Informer(client, f"/api/v1/namespaces/{faults_namespace}/configmaps",
-                          "node-faults", {"fieldSelector": f"metadata.name={faults_name}"})
+        faults = Informer(
+            client,
+            f"/api/v1/namespaces/{faults_namespace}/configmaps",
+            "node-faults",
+            {"fieldSelector": f"metadata.name={faults_name}"},
+        )
         faults.handlers.append(self._faults_changed)
         self._informers = [pods, nodes, faults]
         self.kubelet.pods_informer = pods
         pods.handlers.append(self.kubelet.handle_pod)
         if self.settings.scheduler:
             self.scheduler = Scheduler(client, pods, nodes, self.paused)
+            self.scheduler.events = EventRecorder(client, "default-scheduler")
             pods.handlers.append(self.scheduler.handle)
             nodes.handlers.append(self.scheduler.handle)
             self.scheduler.start()
@@ -209,13 +241,21 @@ class NodeAgent:
         deadline = time.monotonic() + timeout
         for informer in self._informers:
             if not informer.synced.wait(max(0.1, deadline - time.monotonic())):
-                raise RuntimeError(f"the node agent could not list {informer.name} from "
-                                   f"{client.host} within {timeout:.0f} s")
-        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="node-heartbeat",
-                                           daemon=True)
+                raise RuntimeError(
+                    f"the node agent could not list {informer.name} from "
+                    f"{client.host} within {timeout:.0f} s"
+                )
+        self._heartbeat = threading.Thread(
+            target=self._heartbeat_loop, name="node-heartbeat", daemon=True
+        )
         self._heartbeat.start()
-        log.info("node agent %s: nodes %s, endpoint port %d, confinement: %s", self.agent_id,
-                 ", ".join(self.node_names), self.port, self.confinement.describe())
+        log.info(
+            "node agent %s: nodes %s, endpoint port %d, confinement: %s",
+            self.agent_id,
+            ", ".join(self.node_names),
+            self.port,
+            self.confinement.describe(),
+        )
 
     def stop(self) -> None:
         """Stop everything; every pod process of this agent is killed."""
@@ -228,6 +268,9 @@ class NodeAgent:
             self.kubelet.stop()
         if self.endpoint is not None:
             self.endpoint.stop()
+        for component in (self.kubelet, self.scheduler):
+            if component is not None and component.events is not None:
+                component.events.stop()
         import shutil
 
         shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -235,27 +278,33 @@ class NodeAgent:
     # -- nodes --------------------------------------------------------------------------------
     def _status(self, name: str) -> Obj:
         return node_objects.node_status(
-            name, self.settings.resources, host_ip=self.settings.host_ip, port=self.port,
-            now=time.time(), started=self._started_at,
+            name,
+            self.settings.resources,
+            host_ip=self.settings.host_ip,
+            port=self.port,
+            now=time.time(),
+            started=self._started_at,
             confinement_note=self.confinement.describe(),
-            degraded=not self.confinement.privileged)
+            degraded=not self.confinement.privileged,
+        )
 
     def _register_nodes(self) -> None:
         assert self.client is not None
         for name in self.node_names:
-            node = node_objects.build_node(name, self.confinement.describe(),
-                                           not self.confinement.privileged)
+            node = node_objects.build_node(
+                name, self.confinement.describe(), not self.confinement.privileged
+            )
             try:
                 created = self.client.create("/api/v1/nodes", node)
             except ApiError as error:
                 if error.code != 409:
                     raise
                 # Re-registration keeps what admins set (cordon, taints), refreshes the rest.
-                created = self.client.merge_patch(f"/api/v1/nodes/{name}",
-                                                  {"metadata": node["metadata"]})
+                created = self.client.merge_patch(
+                    f"/api/v1/nodes/{name}", {"metadata": node["metadata"]}
+                )
             self._node_uids[name] = created["metadata"].get("uid", "")
-            self.client.merge_patch(f"/api/v1/nodes/{name}/status",
-                                    {"status": self._status(name)})
+            self.client.merge_patch(f"/api/v1/nodes/{name}/status", {"status": self._status(name)})
             self._renew_lease(name)
 
     def _renew_lease(self, name: str) -> None:
@@ -263,14 +312,20 @@ class NodeAgent:
         path = f"/apis/coordination.k8s.io/v1/namespaces/{node_objects.LEASE_NAMESPACE}/leases"
         now = time.time()
         try:
-            self.client.merge_patch(f"{path}/{name}", {"spec": {
-                "holderIdentity": name, "renewTime": node_objects.micro_time(now),
-                "leaseDurationSeconds": node_objects.LEASE_SECONDS}})
+            self.client.merge_patch(
+                f"{path}/{name}",
+                {
+                    "spec": {
+                        "holderIdentity": name,
+                        "renewTime": node_objects.micro_time(now),
+                        "leaseDurationSeconds": node_objects.LEASE_SECONDS,
+                    }
+                },
+            )
         except ApiError as error:
             if error.code != 404:
                 raise
-            self.client.create(path, node_objects.build_lease(name, self._node_uids.get(name),
-                                                              now))
+            self.client.create(path, node_objects.build_lease(name, self._node_uids.get(name), now))
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_seconds):
@@ -280,8 +335,9 @@ class NodeAgent:
                 try:
                     self._renew_lease(name)
                     assert self.client is not None
-                    self.client.merge_patch(f"/api/v1/nodes/{name}/status",
-                                            {"status": self._status(name)})
+                    self.client.merge_patch(
+                        f"/api/v1/nodes/{name}/status", {"status": self._status(name)}
+                    )
                 except ApiError as error:
                     if error.code == 404:
                         with contextlib.suppress(Exception):
@@ -330,21 +386,30 @@ class NodeAgent:
 
     def describe(self) -> dict[str, Any]:
         """State for the admin endpoint."""
-        return {"paused": self.paused.is_set(), "nodes": self.node_names, "port": self.port,
-                "confinement": self.confinement.describe(),
-                "privileged": self.confinement.privileged}
+        return {
+            "paused": self.paused.is_set(),
+            "nodes": self.node_names,
+            "port": self.port,
+            "confinement": self.confinement.describe(),
+            "privileged": self.confinement.privileged,
+        }
 
     def register_fault_actions(self, faults: Any) -> None:
         """Offer `pause-agent`, `resume-agent` and `evict-pod` through an object with
         `register_action(name, callable)` (the API server's fault switchboard)."""
         faults.register_action("pause-agent", lambda _: self.pause())
         faults.register_action("resume-agent", lambda _: self.resume())
-        faults.register_action("evict-pod", lambda args: self.evict(
-            args["namespace"], args["name"], args.get("resource", "memory")))
+        faults.register_action(
+            "evict-pod",
+            lambda args: self.evict(
+                args["namespace"], args["name"], args.get("resource", "memory")
+            ),
+        )
 
     # -- in-process log access ------------------------------------------------------------------
-    def pod_log(self, namespace: str, name: str, container: str,
-                params: Mapping[str, str]) -> bytes | AsyncIterator[bytes] | None:
+    def pod_log(
+        self, namespace: str, name: str, container: str, params: Mapping[str, str]
+    ) -> bytes | AsyncIterator[bytes] | None:
         """The container log for an API server running in this process: bytes, or an async
         iterator when following a running container; None if there is no log yet."""
         assert self.kubelet is not None
@@ -354,8 +419,7 @@ class NodeAgent:
         options = container_logs.LogOptions.from_query(dict(params))
         path, finished = target
         if not options.follow or finished:
-            return container_logs.render(container_logs.parse_records(path.read_bytes()),
-                                         options)
+            return container_logs.render(container_logs.parse_records(path.read_bytes()), options)
         kubelet = self.kubelet
 
         def done() -> bool:
@@ -389,8 +453,10 @@ class NodeAgent:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m devcluster.node_agent",
-                                     description="Kubelet and scheduler for devcluster nodes.")
+    parser = argparse.ArgumentParser(
+        prog="python -m devcluster.node_agent",
+        description="Kubelet and scheduler for devcluster nodes.",
+    )
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--name-prefix", default="node-")
@@ -401,10 +467,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ephemeral-storage", default="20Gi")
     parser.add_argument("--pids-limit", type=int, default=256, help="pids limit per container")
     parser.add_argument("--state-root", default=None)
-    parser.add_argument("--no-scheduler", action="store_true",
-                        help="run only the kubelet half")
-    parser.add_argument("--logs-need-token", action="store_true",
-                        help="serve container logs only to callers with the kubeconfig's token")
+    parser.add_argument("--no-scheduler", action="store_true", help="run only the kubelet half")
+    parser.add_argument(
+        "--logs-need-token",
+        action="store_true",
+        help="serve container logs only to callers with the kubeconfig's token",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -414,12 +482,17 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     settings = NodeAgentSettings(
-        nodes=args.nodes, name_prefix=args.name_prefix, port=args.port,
-        resources=node_objects.NodeResources(args.cpu, args.memory, args.pods,
-                                             args.ephemeral_storage),
+        nodes=args.nodes,
+        name_prefix=args.name_prefix,
+        port=args.port,
+        resources=node_objects.NodeResources(
+            args.cpu, args.memory, args.pods, args.ephemeral_storage
+        ),
         pids_limit=args.pids_limit,
         state_root=Path(args.state_root) if args.state_root else None,
-        scheduler=not args.no_scheduler, logs_need_token=args.logs_need_token)
+        scheduler=not args.no_scheduler,
+        logs_need_token=args.logs_need_token,
+    )
     agent = NodeAgent(args.kubeconfig, settings)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -430,8 +503,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the node agent could not start: {error}", file=sys.stderr)
         agent.stop()
         return 1
-    print(f'{{"event": "ready", "port": {agent.port}, "nodes": {len(agent.node_names)}}}',
-          flush=True)
+    print(
+        f'{{"event": "ready", "port": {agent.port}, "nodes": {len(agent.node_names)}}}', flush=True
+    )
     stop.wait()
     agent.stop()
     return 0

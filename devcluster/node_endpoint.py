@@ -33,9 +33,16 @@ LogLocator = Callable[[str, str, str], tuple[Path, bool] | None]
 class NodeEndpoint:
     """A small threaded HTTP server on 127.0.0.1."""
 
-    def __init__(self, locate_log: LogLocator, token: str,
-                 actions: dict[str, Callable[[dict[str, Any]], Any]], *, port: int = 0,
-                 host: str = "127.0.0.1", logs_need_token: bool = False) -> None:
+    def __init__(
+        self,
+        locate_log: LogLocator,
+        token: str,
+        actions: dict[str, Callable[[dict[str, Any]], Any]],
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        logs_need_token: bool = False,
+    ) -> None:
         self.locate_log = locate_log
         self.token = token
         self.logs_need_token = logs_need_token
@@ -60,8 +67,9 @@ class NodeEndpoint:
 
     def start(self) -> None:
         """Serve in a daemon thread."""
-        self._thread = threading.Thread(target=self.server.serve_forever, name="node-endpoint",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="node-endpoint", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -77,8 +85,12 @@ class NodeEndpoint:
         return bool(self.token) and hmac.compare_digest(given.encode(), self.token.encode())
 
     @staticmethod
-    def _reply(request: BaseHTTPRequestHandler, code: int, body: bytes,
-               content_type: str = "text/plain; charset=utf-8") -> None:
+    def _reply(
+        request: BaseHTTPRequestHandler,
+        code: int,
+        body: bytes,
+        content_type: str = "text/plain; charset=utf-8",
+    ) -> None:
         request.send_response(code)
         request.send_header("Content-Type", content_type)
         request.send_header("Content-Length", str(len(body)))
@@ -108,13 +120,18 @@ class NodeEndpoint:
             except (ValueError, KeyError, TypeError) as error:
                 self._reply(request, 400, f"{error}\n".encode())
                 return
-            self._reply(request, 200, json.dumps({"result": result}).encode(),
-                        "application/json")
+            self._reply(request, 200, json.dumps({"result": result}).encode(), "application/json")
             return
         self._reply(request, 404, b"404 page not found\n")
 
-    def _logs(self, request: BaseHTTPRequestHandler, namespace: str, pod: str,
-              container: str, query: dict[str, str]) -> None:
+    def _logs(
+        self,
+        request: BaseHTTPRequestHandler,
+        namespace: str,
+        pod: str,
+        container: str,
+        query: dict[str, str],
+    ) -> None:
         try:
             options = container_logs.LogOptions.from_query(query)
         except ValueError as error:
@@ -122,13 +139,15 @@ class NodeEndpoint:
             return
         target = self.locate_log(namespace, pod, container)
         if target is None:
-            self._reply(request, 404, f'container "{container}" in pod "{pod}" has no log on '
-                                      f"this node\n".encode())
+            self._reply(
+                request,
+                404,
+                f'container "{container}" in pod "{pod}" has no log on this node\n'.encode(),
+            )
             return
         path, finished = target
         if not options.follow or finished:
-            body = container_logs.render(container_logs.parse_records(path.read_bytes()),
-                                         options)
+            body = container_logs.render(container_logs.parse_records(path.read_bytes()), options)
             self._reply(request, 200, body)
             return
         request.send_response(200)

@@ -24,8 +24,12 @@ class NodeResources:
 
     def as_dict(self) -> dict[str, str]:
         """capacity / allocatable."""
-        return {"cpu": self.cpu, "memory": self.memory, "pods": self.pods,
-                "ephemeral-storage": self.ephemeral_storage}
+        return {
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "pods": self.pods,
+            "ephemeral-storage": self.ephemeral_storage,
+        }
 
 
 def architecture() -> str:
@@ -41,44 +45,75 @@ def rfc3339(epoch: float) -> str:
 
 def micro_time(epoch: float) -> str:
     """MicroTime, as Lease renewTime wants it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + \
-        f".{int((epoch % 1) * 1e6):06d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int((epoch % 1) * 1e6):06d}Z"
+    )
 
 
 def build_node(name: str, confinement_note: str, degraded: bool) -> Obj:
     """The Node object (without status) a kubelet registers."""
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {
             "name": name,
-            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                       "kubernetes.io/arch": architecture(), "beta.kubernetes.io/os": "linux",
-                       "beta.kubernetes.io/arch": architecture(),
-                       "devcluster.coderun.dev/node": "true"},
-            "annotations": {CONFINEMENT_ANNOTATION: ("rlimits-only: " if degraded else "")
-                            + confinement_note},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": architecture(),
+                "beta.kubernetes.io/os": "linux",
+                "beta.kubernetes.io/arch": architecture(),
+                "devcluster.coderun.dev/node": "true",
+            },
+            "annotations": {
+                CONFINEMENT_ANNOTATION: ("rlimits-only: " if degraded else "") + confinement_note
+            },
         },
         "spec": {},
     }
 
 
-def node_status(name: str, resources: NodeResources, *, host_ip: str, port: int, now: float,
-                started: float, confinement_note: str, degraded: bool) -> Obj:
+def node_status(
+    name: str,
+    resources: NodeResources,
+    *,
+    host_ip: str,
+    port: int,
+    now: float,
+    started: float,
+    confinement_note: str,
+    degraded: bool,
+) -> Obj:
     """The node's status: resources, conditions with a fresh heartbeat, endpoint, addresses."""
     since = rfc3339(started)
     beat = rfc3339(now)
 
     def condition(kind: str, status: str, reason: str, message: str) -> Obj:
-        return {"type": kind, "status": status, "reason": reason, "message": message,
-                "lastHeartbeatTime": beat, "lastTransitionTime": since}
+        return {
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastHeartbeatTime": beat,
+            "lastTransitionTime": since,
+        }
 
     conditions = [
-        condition("MemoryPressure", "False", "KubeletHasSufficientMemory",
-                  "kubelet has sufficient memory available"),
-        condition("DiskPressure", "False", "KubeletHasNoDiskPressure",
-                  "kubelet has no disk pressure"),
-        condition("PIDPressure", "False", "KubeletHasSufficientPID",
-                  "kubelet has sufficient PID available"),
+        condition(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+        ),
+        condition(
+            "DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"
+        ),
+        condition(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available",
+        ),
         condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
     ]
     if degraded:
@@ -87,26 +122,40 @@ def node_status(name: str, resources: NodeResources, *, host_ip: str, port: int,
         "capacity": resources.as_dict(),
         "allocatable": resources.as_dict(),
         "conditions": conditions,
-        "addresses": [{"type": "InternalIP", "address": host_ip},
-                      {"type": "Hostname", "address": name}],
+        "addresses": [
+            {"type": "InternalIP", "address": host_ip},
+            {"type": "Hostname", "address": name},
+        ],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
-        "nodeInfo": {"kubeletVersion": "v1.37.0-devcluster", "kubeProxyVersion": "",
-                     "operatingSystem": "linux", "architecture": architecture(),
-                     "containerRuntimeVersion": "devcluster://1",
-                     "kernelVersion": platform.release(), "osImage": "devcluster node agent",
-                     "machineID": "", "systemUUID": "", "bootID": ""},
+        "nodeInfo": {
+            "kubeletVersion": "v1.37.0-devcluster",
+            "kubeProxyVersion": "",
+            "operatingSystem": "linux",
+            "architecture": architecture(),
+            "containerRuntimeVersion": "devcluster://1",
+            "kernelVersion": platform.release(),
+            "osImage": "devcluster node agent",
+            "machineID": "",
+            "systemUUID": "",
+            "bootID": "",
+        },
     }
 
 
 def build_lease(name: str, node_uid: str | None, now: float) -> Obj:
     """The node's Lease in kube-node-lease, owned by the Node."""
     lease: Obj = {
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
         "metadata": {"name": name, "namespace": LEASE_NAMESPACE},
-        "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS,
-                 "renewTime": micro_time(now)},
+        "spec": {
+            "holderIdentity": name,
+            "leaseDurationSeconds": LEASE_SECONDS,
+            "renewTime": micro_time(now),
+        },
     }
     if node_uid:
-        lease["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node",
-                                                 "name": name, "uid": node_uid}]
+        lease["metadata"]["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node_uid}
+        ]
     return lease

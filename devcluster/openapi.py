@@ -45,14 +45,23 @@ def crd_component(resource: Resource) -> dict[str, Any]:
     """A CRD version's schema as the server publishes it (metadata as ObjectMeta)."""
     schema = copy.deepcopy(resource.crd_schema or {"type": "object"})
     props = schema.setdefault("properties", {})
-    props["apiVersion"] = {"type": "string", "description": "APIVersion defines the versioned "
-                           "schema of this representation of an object."}
-    props["kind"] = {"type": "string", "description": "Kind is a string value representing "
-                     "the REST resource this object represents."}
-    props["metadata"] = {"allOf": [{"$ref": f"#/components/schemas/{_META}.ObjectMeta"}],
-                         "description": "Standard object's metadata."}
+    props["apiVersion"] = {
+        "type": "string",
+        "description": "APIVersion defines the versioned "
+        "schema of this representation of an object.",
+    }
+    props["kind"] = {
+        "type": "string",
+        "description": "Kind is a string value representing "
+        "the REST resource this object represents.",
+    }
+    props["metadata"] = {
+        "allOf": [{"$ref": f"#/components/schemas/{_META}.ObjectMeta"}],
+        "description": "Standard object's metadata.",
+    }
     schema["x-kubernetes-group-version-kind"] = [
-        {"group": resource.group, "version": resource.version, "kind": resource.kind}]
+        {"group": resource.group, "version": resource.version, "kind": resource.kind}
+    ]
     return schema
 
 
@@ -60,43 +69,68 @@ def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _operation(resource: Resource, action: str, schema_name: str, sub: str = "",
-               body: bool = False) -> dict[str, Any]:
+def _operation(
+    resource: Resource, action: str, schema_name: str, sub: str = "", body: bool = False
+) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": f"{action}{resource.kind}{sub.capitalize()}",
         "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": {"group": resource.group,
-                                            "version": resource.version,
-                                            "kind": resource.kind},
-        "responses": {"200": {"description": "OK", "content": {
-            "application/json": {"schema": _ref(schema_name)}}}},
+        "x-kubernetes-group-version-kind": {
+            "group": resource.group,
+            "version": resource.version,
+            "kind": resource.kind,
+        },
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": {"application/json": {"schema": _ref(schema_name)}},
+            }
+        },
     }
     if body:
         op["parameters"] = [_param(p) for p in _WRITE_PARAMS]
         if action == "patch":
             op["parameters"].append(_param("force", "boolean"))
-            op["requestBody"] = {"content": {t: {"schema": _ref(f"{_META}.Patch")} for t in (
-                "application/json-patch+json", "application/merge-patch+json",
-                "application/strategic-merge-patch+json", "application/apply-patch+yaml")}}
+            op["requestBody"] = {
+                "content": {
+                    t: {"schema": _ref(f"{_META}.Patch")}
+                    for t in (
+                        "application/json-patch+json",
+                        "application/merge-patch+json",
+                        "application/strategic-merge-patch+json",
+                        "application/apply-patch+yaml",
+                    )
+                }
+            }
         else:
             op["requestBody"] = {"content": {"application/json": {"schema": _ref(schema_name)}}}
     return op
 
 
 def _paths(resource: Resource, schema_name: str) -> dict[str, Any]:
-    prefix = f"/apis/{resource.group}/{resource.version}" if resource.group \
+    prefix = (
+        f"/apis/{resource.group}/{resource.version}"
+        if resource.group
         else f"/api/{resource.version}"
-    base = f"{prefix}/namespaces/{{namespace}}/{resource.plural}" if resource.namespaced \
+    )
+    base = (
+        f"{prefix}/namespaces/{{namespace}}/{resource.plural}"
+        if resource.namespaced
         else f"{prefix}/{resource.plural}"
+    )
     list_name = schema_name + "List"
     paths: dict[str, Any] = {
-        base: {"get": _operation(resource, "list", list_name),
-               "post": _operation(resource, "post", schema_name, body=True),
-               "delete": _operation(resource, "deletecollection", f"{_META}.Status")},
-        f"{base}/{{name}}": {"get": _operation(resource, "get", schema_name),
-                             "put": _operation(resource, "put", schema_name, body=True),
-                             "patch": _operation(resource, "patch", schema_name, body=True),
-                             "delete": _operation(resource, "delete", f"{_META}.Status")},
+        base: {
+            "get": _operation(resource, "list", list_name),
+            "post": _operation(resource, "post", schema_name, body=True),
+            "delete": _operation(resource, "deletecollection", f"{_META}.Status"),
+        },
+        f"{base}/{{name}}": {
+            "get": _operation(resource, "get", schema_name),
+            "put": _operation(resource, "put", schema_name, body=True),
+            "patch": _operation(resource, "patch", schema_name, body=True),
+            "delete": _operation(resource, "delete", f"{_META}.Status"),
+        },
     }
     for sub in ("status", "scale"):
         if sub in resource.subresources:
@@ -104,7 +138,8 @@ def _paths(resource: Resource, schema_name: str) -> dict[str, Any]:
             paths[f"{base}/{{name}}/{sub}"] = {
                 "get": _operation(resource, "get", name, sub),
                 "put": _operation(resource, "put", name, sub, body=True),
-                "patch": _operation(resource, "patch", name, sub, body=True)}
+                "patch": _operation(resource, "patch", name, sub, body=True),
+            }
     return paths
 
 
@@ -136,12 +171,16 @@ class OpenApi:
             return cached
         parts = gv.split("/")
         group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
-        resources = [r for r in self.registry.all()
-                     if r.group == group and r.version == version]
+        resources = [r for r in self.registry.all() if r.group == group and r.version == version]
         if not resources:
             raise KeyError(gv)
-        roots = [f"{_META}.Status", f"{_META}.Patch", f"{_META}.ObjectMeta",
-                 f"{_META}.DeleteOptions", f"{_META}.ListMeta"]
+        roots = [
+            f"{_META}.Status",
+            f"{_META}.Patch",
+            f"{_META}.ObjectMeta",
+            f"{_META}.DeleteOptions",
+            f"{_META}.ListMeta",
+        ]
         paths: dict[str, Any] = {}
         components: dict[str, Any] = {}
         for resource in resources:
@@ -149,12 +188,17 @@ class OpenApi:
                 name = _crd_definition_name(resource)
                 components[name] = crd_component(resource)
                 components[name + "List"] = {
-                    "type": "object", "properties": {
-                        "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                    "type": "object",
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
                         "items": {"type": "array", "items": _ref(name)},
-                        "metadata": {"allOf": [_ref(f"{_META}.ListMeta")]}},
-                    "x-kubernetes-group-version-kind": [{
-                        "group": group, "version": version, "kind": resource.kind + "List"}]}
+                        "metadata": {"allOf": [_ref(f"{_META}.ListMeta")]},
+                    },
+                    "x-kubernetes-group-version-kind": [
+                        {"group": group, "version": version, "kind": resource.kind + "List"}
+                    ],
+                }
             elif resource.definition:
                 name = resource.definition
                 roots += [name, name + "List"]
@@ -165,13 +209,15 @@ class OpenApi:
             paths.update(_paths(resource, name))
         for name in _reachable(roots):
             components[name] = schemas.to_openapi_v3(schemas.definitions()[name])
-        document = {"openapi": "3.0.0",
-                    "info": {"title": "Kubernetes (devcluster)", "version": "v1.37.0"},
-                    "paths": paths, "components": {"schemas": components}}
+        document = {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes (devcluster)", "version": "v1.37.0"},
+            "paths": paths,
+            "components": {"schemas": components},
+        }
         encoded = json.dumps(document, separators=(",", ":")).encode()
         with self._lock:
-            self._cache = {k: v for k, v in self._cache.items()
-                           if k[0] == self.registry.generation}
+            self._cache = {k: v for k, v in self._cache.items() if k[0] == self.registry.generation}
             self._cache[key] = encoded
         return encoded
 
@@ -189,9 +235,15 @@ class OpenApi:
             for name, schema in doc["components"]["schemas"].items():
                 definitions[name] = schema
             paths.update(doc["paths"])
-        text = json.dumps({"swagger": "2.0", "info": {"title": "Kubernetes (devcluster)",
-                                                      "version": "v1.37.0"},
-                           "paths": {}, "definitions": definitions}, separators=(",", ":"))
+        text = json.dumps(
+            {
+                "swagger": "2.0",
+                "info": {"title": "Kubernetes (devcluster)", "version": "v1.37.0"},
+                "paths": {},
+                "definitions": definitions,
+            },
+            separators=(",", ":"),
+        )
         encoded = text.replace("#/components/schemas/", "#/definitions/").encode()
         with self._lock:
             self._cache[key] = encoded

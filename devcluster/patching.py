@@ -91,10 +91,13 @@ def json_patch(doc: Any, operations: Any) -> Any:
         except ApiError:
             raise
         except (KeyError, IndexError, ValueError, TypeError) as exc:
-            raise ApiError(422, "Invalid",
-                           f"the server rejected our request due to an error in our request: "
-                           f"jsonpatch {op.get('op')} operation does not apply: doc is missing "
-                           f"path: {op.get('path')!r}: {exc}") from None
+            raise ApiError(
+                422,
+                "Invalid",
+                f"the server rejected our request due to an error in our request: "
+                f"jsonpatch {op.get('op')} operation does not apply: doc is missing "
+                f"path: {op.get('path')!r}: {exc}",
+            ) from None
     return doc
 
 
@@ -173,7 +176,8 @@ def strategic_merge(original: Any, patch: Any, schema: Schema) -> Any:
         if value is None:
             result.pop(key, None)
         elif isinstance(value, dict) and "replace" in (
-                (sub or {}).get("x-kubernetes-patch-strategy") or ""):
+            (sub or {}).get("x-kubernetes-patch-strategy") or ""
+        ):
             result[key] = _strip_directives(copy.deepcopy(value))  # e.g. a PDB's selector
         elif isinstance(value, dict):
             merged = strategic_merge(result.get(key), value, sub)
@@ -200,11 +204,17 @@ def _merge_list(original: Any, patch: list[Any], schema: Schema) -> list[Any]:
     resolved = schemas.resolve(schema) if schema else {}
     strategy = resolved.get("x-kubernetes-patch-strategy", "")
     if any(isinstance(v, dict) and v.get("$patch") == "replace" for v in patch):
-        return [copy.deepcopy(v) for v in patch
-                if not (isinstance(v, dict) and v.get("$patch") == "replace")]
+        return [
+            copy.deepcopy(v)
+            for v in patch
+            if not (isinstance(v, dict) and v.get("$patch") == "replace")
+        ]
     if "merge" not in strategy.split(",") or not isinstance(original, list):
-        return [_strip_directives(copy.deepcopy(v)) for v in patch
-                if not (isinstance(v, dict) and v.get("$patch") == "delete")]
+        return [
+            _strip_directives(copy.deepcopy(v))
+            for v in patch
+            if not (isinstance(v, dict) and v.get("$patch") == "delete")
+        ]
     key = resolved.get("x-kubernetes-patch-merge-key")
     result = list(original)
     if not key:
@@ -216,8 +226,14 @@ def _merge_list(original: Any, patch: list[Any], schema: Schema) -> list[Any]:
     for value in patch:
         if not isinstance(value, dict):
             continue
-        position = next((i for i, o in enumerate(result)
-                         if isinstance(o, dict) and o.get(key) == value.get(key)), None)
+        position = next(
+            (
+                i
+                for i, o in enumerate(result)
+                if isinstance(o, dict) and o.get(key) == value.get(key)
+            ),
+            None,
+        )
         if value.get("$patch") == "delete":
             if position is not None:
                 del result[position]
@@ -231,8 +247,11 @@ def _merge_list(original: Any, patch: list[Any], schema: Schema) -> list[Any]:
 
 def _strip_directives(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _strip_directives(v) for k, v in value.items()
-                if k != "$patch" and not k.startswith(_DIRECTIVE_PREFIXES)}
+        return {
+            k: _strip_directives(v)
+            for k, v in value.items()
+            if k != "$patch" and not k.startswith(_DIRECTIVE_PREFIXES)
+        }
     if isinstance(value, list):
         return [_strip_directives(v) for v in value]
     return value
@@ -256,8 +275,11 @@ def field_set(value: Any, schema: Schema) -> dict[str, Any]:
             entries: dict[str, Any] = {}
             for item in sub_value:
                 if isinstance(item, dict):
-                    ident = json.dumps({k: item.get(k) for k in keys if k in item},
-                                       separators=(",", ":"), sort_keys=True)
+                    ident = json.dumps(
+                        {k: item.get(k) for k in keys if k in item},
+                        separators=(",", ":"),
+                        sort_keys=True,
+                    )
                     entries[f"k:{ident}"] = {".": {}} | field_set(item, items(sub_schema))
             out[name] = entries
         elif isinstance(sub_value, list) and sub_value and is_set_list(sub_schema):
@@ -282,8 +304,14 @@ def apply_merge(live: Any, applied: Any, schema: Schema) -> Any:
                 merged = list(result[key])
                 for item in value:
                     ident = {k: item.get(k) for k in keys} if isinstance(item, dict) else None
-                    position = next((i for i, o in enumerate(merged) if isinstance(o, dict)
-                                     and {k: o.get(k) for k in keys} == ident), None)
+                    position = next(
+                        (
+                            i
+                            for i, o in enumerate(merged)
+                            if isinstance(o, dict) and {k: o.get(k) for k in keys} == ident
+                        ),
+                        None,
+                    )
                     if position is None:
                         merged.append(copy.deepcopy(item))
                     else:
@@ -318,13 +346,18 @@ def remove_unapplied(obj: Any, previous: dict[str, Any], current: dict[str, Any]
                     remove_unapplied(target, sub_prev, sub_curr)
 
 
-def _remove_from_list(target: list[Any], previous: dict[str, Any],
-                      current: dict[str, Any]) -> None:
+def _remove_from_list(target: list[Any], previous: dict[str, Any], current: dict[str, Any]) -> None:
     for name, sub_prev in previous.items():
         if name.startswith("k:"):
             ident = json.loads(name[2:])
-            position = next((i for i, o in enumerate(target) if isinstance(o, dict) and all(
-                o.get(k) == v for k, v in ident.items())), None)
+            position = next(
+                (
+                    i
+                    for i, o in enumerate(target)
+                    if isinstance(o, dict) and all(o.get(k) == v for k, v in ident.items())
+                ),
+                None,
+            )
             if position is None:
                 continue
             if name not in current:

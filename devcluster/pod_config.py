@@ -8,6 +8,7 @@ refuses a container before starting it, `ContainerConfigError` carries its reaso
 from __future__ import annotations
 
 import base64
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ class ContainerConfigError(Exception):
 def pod_reference(pod: Obj) -> str:
     """`name_namespace(uid)`, how the kubelet names a pod in messages."""
     meta = pod.get("metadata") or {}
-    return f'{meta.get("name")}_{meta.get("namespace")}({meta.get("uid", "")})'
+    return f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid', '')})"
 
 
 def security_context(pod: Obj, container: Obj) -> Obj:
@@ -55,12 +56,14 @@ def identity(pod: Obj, container: Obj) -> tuple[int, int, list[int]]:
     if context.get("runAsNonRoot"):
         if uid is None:
             raise ContainerConfigError(
-                f'container has runAsNonRoot and image will run as root (pod: '
-                f'"{pod_reference(pod)}", container: {name})')
+                f"container has runAsNonRoot and image will run as root (pod: "
+                f'"{pod_reference(pod)}", container: {name})'
+            )
         if uid == 0:
             raise ContainerConfigError(
                 f'container\'s runAsUser breaks non-root policy (pod: "{pod_reference(pod)}", '
-                f"container: {name})")
+                f"container: {name})"
+            )
     uid = IMAGE_USER if uid is None else int(uid)
     gid = int(context.get("runAsGroup", 0))
     groups = [int(g) for g in pod_context.get("supplementalGroups") or []]
@@ -71,6 +74,7 @@ def identity(pod: Obj, container: Obj) -> tuple[int, int, list[int]]:
 
 def expand(text: str, env: dict[str, str]) -> str:
     """Expand `$(VAR)` from env (unknown references stay as written; `$$` is `$`)."""
+
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
@@ -81,10 +85,15 @@ def expand(text: str, env: dict[str, str]) -> str:
 
 def _field_value(pod: Obj, path: str, host_ip: str) -> str:
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-    simple = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
-              "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName"),
-              "spec.serviceAccountName": spec.get("serviceAccountName"),
-              "status.hostIP": host_ip, "status.podIP": host_ip}
+    simple = {
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": spec.get("nodeName"),
+        "spec.serviceAccountName": spec.get("serviceAccountName"),
+        "status.hostIP": host_ip,
+        "status.podIP": host_ip,
+    }
     if path in simple:
         return str(simple[path] or "")
     match = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
@@ -121,13 +130,21 @@ def _key_value(kind: str, pod: Obj, reference: Obj, lookup: Lookup) -> str | Non
     else:
         value = (obj.get("data") or {}).get(key)
     if value is None and not reference.get("optional"):
-        raise ContainerConfigError(f"couldn't find key {key} in {label.capitalize()} "
-                                   f"{namespace}/{name}")
+        raise ContainerConfigError(
+            f"couldn't find key {key} in {label.capitalize()} {namespace}/{name}"
+        )
     return value
 
 
-def environment(pod: Obj, container: Obj, image_env: dict[str, str], *, host_ip: str,
-                node_allocatable: Obj, lookup: Lookup) -> dict[str, str]:
+def environment(
+    pod: Obj,
+    container: Obj,
+    image_env: dict[str, str],
+    *,
+    host_ip: str,
+    node_allocatable: Obj,
+    lookup: Lookup,
+) -> dict[str, str]:
     """The process environment: image defaults, HOSTNAME, envFrom, then env in order."""
     env = dict(image_env)
     env["HOSTNAME"] = (pod.get("metadata") or {}).get("name", "")
@@ -147,8 +164,9 @@ def environment(pod: Obj, container: Obj, image_env: dict[str, str], *, host_ip:
                 raise ContainerConfigError(f'{label} "{reference.get("name")}" not found')
             for key, raw in (obj.get("data") or {}).items():
                 secret = kind == "secrets"
-                env[prefix + key] = base64.b64decode(raw).decode(errors="replace") if secret \
-                    else raw
+                env[prefix + key] = (
+                    base64.b64decode(raw).decode(errors="replace") if secret else raw
+                )
     for variable in container.get("env") or []:
         name = variable.get("name", "")
         source = variable.get("valueFrom")
@@ -234,21 +252,39 @@ def volume_mounts(container: Obj, volumes: dict[str, VolumeSource]) -> list[Obj]
         target = mount.get("mountPath", "")
         if not target.startswith("/"):
             raise ContainerConfigError(f"mountPath {target!r} must be absolute")
-        sub = mount.get("subPath")
-        path = source.path if not sub else f"{source.path}/{sub}"
-        mounts.append({"source": path, "target": target,
-                       "readOnly": bool(mount.get("readOnly"))})
+        sub = mount.get("subPath") or ""
+        parts = sub.split("/")
+        if sub.startswith("/") or ".." in parts:
+            # What API validation forbids; checked again so a volume never leads outside itself.
+            raise ContainerConfigError(
+                f"subPath {sub!r} must be a relative path without '..' (volume {mount.get('name')})"
+            )
+        path = source.path if not sub else os.path.join(source.path, *[p for p in parts if p])
+        if sub:
+            # The kubelet creates a missing subPath inside the volume.
+            os.makedirs(path, mode=0o777, exist_ok=True)
+        mounts.append({"source": path, "target": target, "readOnly": bool(mount.get("readOnly"))})
     return mounts
 
 
-def build(pod: Obj, container: Obj, *, image_env: dict[str, str], host_ip: str,
-          node_allocatable: Obj, node_memory: int, pids_max: int,
-          volumes: dict[str, VolumeSource], isolate_network: bool,
-          lookup: Lookup) -> ContainerConfig:
+def build(
+    pod: Obj,
+    container: Obj,
+    *,
+    image_env: dict[str, str],
+    host_ip: str,
+    node_allocatable: Obj,
+    node_memory: int,
+    pids_max: int,
+    volumes: dict[str, VolumeSource],
+    isolate_network: bool,
+    lookup: Lookup,
+) -> ContainerConfig:
     """The whole ContainerConfig for one container, or ContainerConfigError."""
     uid, gid, groups = identity(pod, container)
-    env = environment(pod, container, image_env, host_ip=host_ip,
-                      node_allocatable=node_allocatable, lookup=lookup)
+    env = environment(
+        pod, container, image_env, host_ip=host_ip, node_allocatable=node_allocatable, lookup=lookup
+    )
     context = security_context(pod, container)
     return ContainerConfig(
         name=container.get("name", ""),

@@ -110,9 +110,13 @@ def container_status(container: ContainerView) -> dict[str, Any]:
             terminated["containerID"] = container.container_id
         state = {"terminated": terminated}
     status: dict[str, Any] = {
-        "name": container.name, "state": state, "lastState": {},
-        "ready": container.state == RUNNING, "restartCount": 0,
-        "image": container.image, "imageID": container.image_id,
+        "name": container.name,
+        "state": state,
+        "lastState": {},
+        "ready": container.state == RUNNING,
+        "restartCount": 0,
+        "image": container.image,
+        "imageID": container.image_id,
         "started": container.state == RUNNING,
     }
     if container.container_id:
@@ -127,10 +131,15 @@ def terminated_reason(exit_code: int, oom_killed: bool) -> str:
     return "Completed" if exit_code == 0 else "Error"
 
 
-def _condition(kind: str, ok: bool, since: float, reason: str | None = None,
-               message: str | None = None) -> dict[str, Any]:
-    condition: dict[str, Any] = {"type": kind, "status": "True" if ok else "False",
-                                 "lastProbeTime": None, "lastTransitionTime": rfc3339(since)}
+def _condition(
+    kind: str, ok: bool, since: float, reason: str | None = None, message: str | None = None
+) -> dict[str, Any]:
+    condition: dict[str, Any] = {
+        "type": kind,
+        "status": "True" if ok else "False",
+        "lastProbeTime": None,
+        "lastTransitionTime": rfc3339(since),
+    }
     if reason:
         condition["reason"] = reason
     if message:
@@ -166,16 +175,30 @@ def conditions(pod: dict[str, Any], view: PodView, now: float) -> list[dict[str,
     else:
         result.append(_condition("PodScheduled", True, since("PodScheduled", True)))
     if view.disruption:
-        result.append(_condition("DisruptionTarget", True, since("DisruptionTarget", True),
-                                 "TerminationByKubelet", view.disruption))
-    incomplete = [c.name for c in view.init_containers
-                  if not (c.state == TERMINATED and c.exit_code == 0)]
-    result.append(_condition(
-        "Initialized", not incomplete, since("Initialized", not incomplete),
-        "ContainersNotInitialized" if incomplete else None,
-        f"containers with incomplete status: [{' '.join(incomplete)}]" if incomplete else None))
-    result.append(_condition("ContainersReady", ready, since("ContainersReady", ready),
-                             reason, message))
+        result.append(
+            _condition(
+                "DisruptionTarget",
+                True,
+                since("DisruptionTarget", True),
+                "TerminationByKubelet",
+                view.disruption,
+            )
+        )
+    incomplete = [
+        c.name for c in view.init_containers if not (c.state == TERMINATED and c.exit_code == 0)
+    ]
+    result.append(
+        _condition(
+            "Initialized",
+            not incomplete,
+            since("Initialized", not incomplete),
+            "ContainersNotInitialized" if incomplete else None,
+            f"containers with incomplete status: [{' '.join(incomplete)}]" if incomplete else None,
+        )
+    )
+    result.append(
+        _condition("ContainersReady", ready, since("ContainersReady", ready), reason, message)
+    )
     result.append(_condition("Ready", ready, since("Ready", ready), reason, message))
     return result
 

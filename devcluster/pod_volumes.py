@@ -29,15 +29,16 @@ class PodDirectories:
         meta = pod["metadata"]
         self.uid = meta["uid"]
         self.root = state_dir / "pods" / self.uid
-        self.logs = state_dir / "logs" / f'{meta["namespace"]}_{meta["name"]}_{self.uid}'
+        self.logs = state_dir / "logs" / f"{meta['namespace']}_{meta['name']}_{self.uid}"
         self._mounted: list[Path] = []
 
     def log_path(self, container: str) -> Path:
         """Where the container's CRI log goes (first and only attempt: restartPolicy Never)."""
         return self.logs / container / "0.log"
 
-    def prepare_volumes(self, pod: Obj, can_mount: bool,
-                        node_memory: int) -> dict[str, VolumeSource]:
+    def prepare_volumes(
+        self, pod: Obj, can_mount: bool, node_memory: int
+    ) -> dict[str, VolumeSource]:
         """Create the pod's emptyDir volumes; other volume types are not provided."""
         self.root.mkdir(parents=True, exist_ok=True)
         for directory in (self.root.parent, self.root):
@@ -47,19 +48,29 @@ class PodDirectories:
         for volume in (pod.get("spec") or {}).get("volumes") or []:
             empty = volume.get("emptyDir")
             if empty is None:
-                log.info("pod %s: volume %s is not an emptyDir; not provided on this node",
-                         self.uid, volume.get("name"))
+                log.info(
+                    "pod %s: volume %s is not an emptyDir; not provided on this node",
+                    self.uid,
+                    volume.get("name"),
+                )
                 continue
-            path = self.root / "volumes" / volume["name"]
+            name = volume.get("name", "")
+            if not name or "/" in name or name in (".", ".."):
+                raise ValueError(f"invalid volume name {name!r}")
+            path = self.root / "volumes" / name
             path.mkdir(parents=True, exist_ok=True)
             limit = empty.get("sizeLimit")
             if can_mount and (empty.get("medium") == "Memory" or limit):
                 size = int(quantity.parse(limit)) if limit else node_memory
                 from devcluster import namespaces_linux
 
-                namespaces_linux.mount("tmpfs", str(path), "tmpfs",
-                                       namespaces_linux.MS_NOSUID | namespaces_linux.MS_NODEV,
-                                       f"size={max(size, 4096)},mode=0777")
+                namespaces_linux.mount(
+                    "tmpfs",
+                    str(path),
+                    "tmpfs",
+                    namespaces_linux.MS_NOSUID | namespaces_linux.MS_NODEV,
+                    f"size={max(size, 4096)},mode=0777",
+                )
                 self._mounted.append(path)
             if fs_group is not None and os.geteuid() == 0:
                 os.chown(path, -1, int(fs_group))

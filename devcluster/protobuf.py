@@ -26,126 +26,264 @@ CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 Table = dict[int, tuple[str, str]]
 
 _TYPES: dict[str, Table] = {
-    "ObjectMeta": {1: ("name", "s"), 2: ("generateName", "s"), 3: ("namespace", "s"),
-                   4: ("selfLink", "s"), 5: ("uid", "s"), 6: ("resourceVersion", "s"),
-                   7: ("generation", "i"), 8: ("creationTimestamp", "time"),
-                   9: ("deletionTimestamp", "time"), 10: ("deletionGracePeriodSeconds", "i!"),
-                   11: ("labels", "ms"), 12: ("annotations", "ms"),
-                   14: ("finalizers", "[s")},
-    "LabelSelector": {1: ("matchLabels", "ms"),
-                      2: ("matchExpressions", "[LabelSelectorRequirement")},
+    "ObjectMeta": {
+        1: ("name", "s"),
+        2: ("generateName", "s"),
+        3: ("namespace", "s"),
+        4: ("selfLink", "s"),
+        5: ("uid", "s"),
+        6: ("resourceVersion", "s"),
+        7: ("generation", "i"),
+        8: ("creationTimestamp", "time"),
+        9: ("deletionTimestamp", "time"),
+        10: ("deletionGracePeriodSeconds", "i!"),
+        11: ("labels", "ms"),
+        12: ("annotations", "ms"),
+        14: ("finalizers", "[s"),
+    },
+    "LabelSelector": {
+        1: ("matchLabels", "ms"),
+        2: ("matchExpressions", "[LabelSelectorRequirement"),
+    },
     "LabelSelectorRequirement": {1: ("key", "s"), 2: ("operator", "s"), 3: ("values", "[s")},
-    "ConfigMap": {1: ("metadata", "ObjectMeta"), 2: ("data", "ms"), 3: ("binaryData", "mb"),
-                  4: ("immutable", "t!")},
-    "Secret": {1: ("metadata", "ObjectMeta"), 2: ("data", "mb"), 3: ("type", "s"),
-               4: ("stringData", "ms"), 5: ("immutable", "t!")},
-    "Namespace": {1: ("metadata", "ObjectMeta"), 2: ("spec", "NamespaceSpec"),
-                  3: ("status", "Ignored")},
+    "ConfigMap": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("data", "ms"),
+        3: ("binaryData", "mb"),
+        4: ("immutable", "t!"),
+    },
+    "Secret": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("data", "mb"),
+        3: ("type", "s"),
+        4: ("stringData", "ms"),
+        5: ("immutable", "t!"),
+    },
+    "Namespace": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "NamespaceSpec"),
+        3: ("status", "Ignored"),
+    },
     "NamespaceSpec": {1: ("finalizers", "[s")},
-    "ServiceAccount": {1: ("metadata", "ObjectMeta"), 3: ("imagePullSecrets", "[LocalRef"),
-                       4: ("automountServiceAccountToken", "t!")},
+    "ServiceAccount": {
+        1: ("metadata", "ObjectMeta"),
+        3: ("imagePullSecrets", "[LocalRef"),
+        4: ("automountServiceAccountToken", "t!"),
+    },
     "LocalRef": {1: ("name", "s")},
-    "TokenRequest": {1: ("metadata", "ObjectMeta"), 2: ("spec", "TokenRequestSpec"),
-                     3: ("status", "Ignored")},
-    "TokenRequestSpec": {1: ("audiences", "[s"), 3: ("boundObjectRef", "BoundObjectReference"),
-                         4: ("expirationSeconds", "i!")},
-    "BoundObjectReference": {1: ("kind", "s"), 2: ("apiVersion", "s"), 3: ("name", "s"),
-                             4: ("uid", "s")},
-    "SelfSubjectAccessReview": {1: ("metadata", "ObjectMeta"),
-                                2: ("spec", "SelfSubjectAccessReviewSpec"),
-                                3: ("status", "Ignored")},
+    "TokenRequest": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "TokenRequestSpec"),
+        3: ("status", "Ignored"),
+    },
+    "TokenRequestSpec": {
+        1: ("audiences", "[s"),
+        3: ("boundObjectRef", "BoundObjectReference"),
+        4: ("expirationSeconds", "i!"),
+    },
+    "BoundObjectReference": {
+        1: ("kind", "s"),
+        2: ("apiVersion", "s"),
+        3: ("name", "s"),
+        4: ("uid", "s"),
+    },
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "SelfSubjectAccessReviewSpec"),
+        3: ("status", "Ignored"),
+    },
     "SelfSubjectReview": {1: ("metadata", "ObjectMeta"), 2: ("status", "Ignored")},
-    "SelfSubjectRulesReview": {1: ("metadata", "ObjectMeta"),
-                               2: ("spec", "SelfSubjectRulesReviewSpec"),
-                               3: ("status", "Ignored")},
+    "SelfSubjectRulesReview": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "SelfSubjectRulesReviewSpec"),
+        3: ("status", "Ignored"),
+    },
     "SelfSubjectRulesReviewSpec": {1: ("namespace", "s")},
-    "SelfSubjectAccessReviewSpec": {1: ("resourceAttributes", "ResourceAttributes"),
-                                    2: ("nonResourceAttributes", "NonResourceAttributes")},
-    "ResourceAttributes": {1: ("namespace", "s"), 2: ("verb", "s"), 3: ("group", "s"),
-                           4: ("version", "s"), 5: ("resource", "s"), 6: ("subresource", "s"),
-                           7: ("name", "s")},
+    "SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "ResourceAttributes"),
+        2: ("nonResourceAttributes", "NonResourceAttributes"),
+    },
+    "ResourceAttributes": {
+        1: ("namespace", "s"),
+        2: ("verb", "s"),
+        3: ("group", "s"),
+        4: ("version", "s"),
+        5: ("resource", "s"),
+        6: ("subresource", "s"),
+        7: ("name", "s"),
+    },
     "NonResourceAttributes": {1: ("path", "s"), 2: ("verb", "s")},
     "Role": {1: ("metadata", "ObjectMeta"), 2: ("rules", "[PolicyRule")},
     "ClusterRole": {1: ("metadata", "ObjectMeta"), 2: ("rules", "[PolicyRule")},
-    "PolicyRule": {1: ("verbs", "[s"), 2: ("apiGroups", "[s"), 3: ("resources", "[s"),
-                   4: ("resourceNames", "[s"), 5: ("nonResourceURLs", "[s")},
-    "RoleBinding": {1: ("metadata", "ObjectMeta"), 2: ("subjects", "[Subject"),
-                    3: ("roleRef", "RoleRef")},
-    "ClusterRoleBinding": {1: ("metadata", "ObjectMeta"), 2: ("subjects", "[Subject"),
-                           3: ("roleRef", "RoleRef")},
+    "PolicyRule": {
+        1: ("verbs", "[s"),
+        2: ("apiGroups", "[s"),
+        3: ("resources", "[s"),
+        4: ("resourceNames", "[s"),
+        5: ("nonResourceURLs", "[s"),
+    },
+    "RoleBinding": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("subjects", "[Subject"),
+        3: ("roleRef", "RoleRef"),
+    },
+    "ClusterRoleBinding": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("subjects", "[Subject"),
+        3: ("roleRef", "RoleRef"),
+    },
     "Subject": {1: ("kind", "s"), 2: ("apiGroup", "s"), 3: ("name", "s"), 4: ("namespace", "s")},
     "RoleRef": {1: ("apiGroup", "s"), 2: ("kind", "s"), 3: ("name", "s")},
-    "Deployment": {1: ("metadata", "ObjectMeta"), 2: ("spec", "DeploymentSpec"),
-                   3: ("status", "Ignored")},
-    "DeploymentSpec": {1: ("replicas", "i!"), 2: ("selector", "LabelSelector"),
-                       3: ("template", "PodTemplateSpec"), 4: ("strategy", "Ignored"),
-                       5: ("minReadySeconds", "i"), 6: ("revisionHistoryLimit", "i!"),
-                       7: ("paused", "t"), 9: ("progressDeadlineSeconds", "i!")},
+    "Deployment": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "DeploymentSpec"),
+        3: ("status", "Ignored"),
+    },
+    "DeploymentSpec": {
+        1: ("replicas", "i!"),
+        2: ("selector", "LabelSelector"),
+        3: ("template", "PodTemplateSpec"),
+        4: ("strategy", "Ignored"),
+        5: ("minReadySeconds", "i"),
+        6: ("revisionHistoryLimit", "i!"),
+        7: ("paused", "t"),
+        9: ("progressDeadlineSeconds", "i!"),
+    },
     "PodTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodSpec")},
     "Job": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec"), 3: ("status", "Ignored")},
-    "JobSpec": {1: ("parallelism", "i!"), 2: ("completions", "i!"),
-                3: ("activeDeadlineSeconds", "i!"), 4: ("selector", "LabelSelector"),
-                6: ("template", "PodTemplateSpec"), 7: ("backoffLimit", "i!"),
-                8: ("ttlSecondsAfterFinished", "i!")},
-    "CronJob": {1: ("metadata", "ObjectMeta"), 2: ("spec", "CronJobSpec"),
-                3: ("status", "Ignored")},
-    "CronJobSpec": {1: ("schedule", "s"), 2: ("startingDeadlineSeconds", "i!"),
-                    3: ("concurrencyPolicy", "s"), 4: ("suspend", "t!"),
-                    5: ("jobTemplate", "JobTemplateSpec"),
-                    6: ("successfulJobsHistoryLimit", "i!"),
-                    7: ("failedJobsHistoryLimit", "i!"), 8: ("timeZone", "s")},
+    "JobSpec": {
+        1: ("parallelism", "i!"),
+        2: ("completions", "i!"),
+        3: ("activeDeadlineSeconds", "i!"),
+        4: ("selector", "LabelSelector"),
+        6: ("template", "PodTemplateSpec"),
+        7: ("backoffLimit", "i!"),
+        8: ("ttlSecondsAfterFinished", "i!"),
+    },
+    "CronJob": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "CronJobSpec"),
+        3: ("status", "Ignored"),
+    },
+    "CronJobSpec": {
+        1: ("schedule", "s"),
+        2: ("startingDeadlineSeconds", "i!"),
+        3: ("concurrencyPolicy", "s"),
+        4: ("suspend", "t!"),
+        5: ("jobTemplate", "JobTemplateSpec"),
+        6: ("successfulJobsHistoryLimit", "i!"),
+        7: ("failedJobsHistoryLimit", "i!"),
+        8: ("timeZone", "s"),
+    },
     "JobTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec")},
-    "Service": {1: ("metadata", "ObjectMeta"), 2: ("spec", "ServiceSpec"),
-                3: ("status", "Ignored")},
-    "ServiceSpec": {1: ("ports", "[ServicePort"), 2: ("selector", "ms"), 3: ("clusterIP", "s"),
-                    4: ("type", "s"), 5: ("externalIPs", "[s"), 7: ("sessionAffinity", "s"),
-                    11: ("externalName", "s")},
-    "ServicePort": {1: ("name", "s"), 2: ("protocol", "s"), 3: ("port", "i"),
-                    4: ("targetPort", "ios"), 5: ("nodePort", "i")},
-    "PodDisruptionBudget": {1: ("metadata", "ObjectMeta"),
-                            2: ("spec", "PodDisruptionBudgetSpec"), 3: ("status", "Ignored")},
-    "PodDisruptionBudgetSpec": {1: ("minAvailable", "ios"), 2: ("selector", "LabelSelector"),
-                                3: ("maxUnavailable", "ios"),
-                                4: ("unhealthyPodEvictionPolicy", "s")},
-    "ResourceQuota": {1: ("metadata", "ObjectMeta"), 2: ("spec", "ResourceQuotaSpec"),
-                      3: ("status", "Ignored")},
+    "Service": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "ServiceSpec"),
+        3: ("status", "Ignored"),
+    },
+    "ServiceSpec": {
+        1: ("ports", "[ServicePort"),
+        2: ("selector", "ms"),
+        3: ("clusterIP", "s"),
+        4: ("type", "s"),
+        5: ("externalIPs", "[s"),
+        7: ("sessionAffinity", "s"),
+        11: ("externalName", "s"),
+    },
+    "ServicePort": {
+        1: ("name", "s"),
+        2: ("protocol", "s"),
+        3: ("port", "i"),
+        4: ("targetPort", "ios"),
+        5: ("nodePort", "i"),
+    },
+    "PodDisruptionBudget": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "PodDisruptionBudgetSpec"),
+        3: ("status", "Ignored"),
+    },
+    "PodDisruptionBudgetSpec": {
+        1: ("minAvailable", "ios"),
+        2: ("selector", "LabelSelector"),
+        3: ("maxUnavailable", "ios"),
+        4: ("unhealthyPodEvictionPolicy", "s"),
+    },
+    "ResourceQuota": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "ResourceQuotaSpec"),
+        3: ("status", "Ignored"),
+    },
     "ResourceQuotaSpec": {1: ("hard", "mq"), 2: ("scopes", "[s")},
     # Only what the generators set; 11-13 are hostNetwork/hostPID/hostIPC (false).
-    "PodSpec": {2: ("containers", "[Container"), 3: ("restartPolicy", "s"),
-                11: ("hostNetwork", "t"),
-                12: ("hostPID", "t"), 13: ("hostIPC", "t")},
-    "Container": {1: ("name", "s"), 2: ("image", "s"), 3: ("command", "[s"), 4: ("args", "[s"),
-                  5: ("workingDir", "s"), 6: ("ports", "[ContainerPort"), 7: ("env", "[EnvVar"),
-                  8: ("resources", "Ignored"), 16: ("stdin", "t"), 17: ("stdinOnce", "t"),
-                  18: ("tty", "t")},
-    "ContainerPort": {1: ("name", "s"), 2: ("hostPort", "i"), 3: ("containerPort", "i"),
-                      4: ("protocol", "s"), 5: ("hostIP", "s")},
+    "PodSpec": {
+        2: ("containers", "[Container"),
+        3: ("restartPolicy", "s"),
+        11: ("hostNetwork", "t"),
+        12: ("hostPID", "t"),
+        13: ("hostIPC", "t"),
+    },
+    "Container": {
+        1: ("name", "s"),
+        2: ("image", "s"),
+        3: ("command", "[s"),
+        4: ("args", "[s"),
+        5: ("workingDir", "s"),
+        6: ("ports", "[ContainerPort"),
+        7: ("env", "[EnvVar"),
+        8: ("resources", "Ignored"),
+        16: ("stdin", "t"),
+        17: ("stdinOnce", "t"),
+        18: ("tty", "t"),
+    },
+    "ContainerPort": {
+        1: ("name", "s"),
+        2: ("hostPort", "i"),
+        3: ("containerPort", "i"),
+        4: ("protocol", "s"),
+        5: ("hostIP", "s"),
+    },
     "EnvVar": {1: ("name", "s"), 2: ("value", "s")},
     "Eviction": {1: ("metadata", "ObjectMeta"), 2: ("deleteOptions", "DeleteOptions")},
-    "DeleteOptions": {1: ("gracePeriodSeconds", "i!"), 2: ("preconditions", "Preconditions"),
-                      3: ("orphanDependents", "t!"), 4: ("propagationPolicy", "s"),
-                      5: ("dryRun", "[s")},
+    "DeleteOptions": {
+        1: ("gracePeriodSeconds", "i!"),
+        2: ("preconditions", "Preconditions"),
+        3: ("orphanDependents", "t!"),
+        4: ("propagationPolicy", "s"),
+        5: ("dryRun", "[s"),
+    },
     "Preconditions": {1: ("uid", "s"), 2: ("resourceVersion", "s")},
     "Time": {1: ("seconds", "i"), 2: ("nanos", "i")},
 }
-_TOP_LEVEL = {("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Namespace"),
-              ("v1", "ServiceAccount"), ("authentication.k8s.io/v1", "TokenRequest"),
-              ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
-              ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
-              ("authentication.k8s.io/v1", "SelfSubjectReview"),
-              ("rbac.authorization.k8s.io/v1", "Role"),
-              ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-              ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-              ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-              ("apps/v1", "Deployment"), ("policy/v1", "Eviction"),
-              ("batch/v1", "Job"), ("batch/v1", "CronJob"), ("v1", "Service"),
-              ("policy/v1", "PodDisruptionBudget"), ("v1", "ResourceQuota")}
+_TOP_LEVEL = {
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Namespace"),
+    ("v1", "ServiceAccount"),
+    ("authentication.k8s.io/v1", "TokenRequest"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
+    ("authentication.k8s.io/v1", "SelfSubjectReview"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("apps/v1", "Deployment"),
+    ("policy/v1", "Eviction"),
+    ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"),
+    ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("v1", "ResourceQuota"),
+}
 
 
 def _unsupported(what: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType",
-                    f"devcluster decodes protobuf only for the objects kubectl's typed "
-                    f"commands create; {what}. Send application/json instead.")
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"devcluster decodes protobuf only for the objects kubectl's typed "
+        f"commands create; {what}. Send application/json instead.",
+    )
 
 
 def _varint(data: bytes, position: int) -> tuple[int, int]:
@@ -172,12 +310,12 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
             value, position = _varint(data, position)
         elif wire == 2:
             length, position = _varint(data, position)
-            value = data[position:position + length]
+            value = data[position : position + length]
             position += length
         elif wire == 1:
-            value, position = int.from_bytes(data[position:position + 8], "little"), position + 8
+            value, position = int.from_bytes(data[position : position + 8], "little"), position + 8
         elif wire == 5:
-            value, position = int.from_bytes(data[position:position + 4], "little"), position + 4
+            value, position = int.from_bytes(data[position : position + 4], "little"), position + 4
         else:
             raise _unsupported(f"wire type {wire} is not supported")
         out.append((number, wire, value))
@@ -243,8 +381,9 @@ def decode_message(data: bytes, type_name: str) -> dict[str, Any]:
             out.setdefault(name, []).append(value.decode())
         elif kind == "ios":
             fields = {n: v for n, _, v in _fields(value)}
-            out[name] = fields.get(3, b"").decode() if fields.get(1) == 1 else _signed(
-                fields.get(2, 0))
+            out[name] = (
+                fields.get(3, b"").decode() if fields.get(1) == 1 else _signed(fields.get(2, 0))
+            )
         elif kind == "mq":
             key, raw = "", b""
             for inner, _, item in _fields(value):
@@ -273,7 +412,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
         raise _unsupported("the body lacks the Kubernetes protobuf envelope")
     api_version = kind = ""
     raw = b""
-    for number, _, value in _fields(body[len(MAGIC):]):
+    for number, _, value in _fields(body[len(MAGIC) :]):
         if number == 1:
             for inner, _, item in _fields(value):
                 if inner == 1:

@@ -20,9 +20,11 @@ RBAC = "rbac.authorization.k8s.io"
 _DISCOVERY_PATHS = ("/api", "/apis", "/openapi", "/version")
 _PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 # Self reviews every authenticated user may create (system:basic-user).
-_SELF_REVIEWS = {("authorization.k8s.io", "selfsubjectaccessreviews"),
-                 ("authorization.k8s.io", "selfsubjectrulesreviews"),
-                 ("authentication.k8s.io", "selfsubjectreviews")}
+_SELF_REVIEWS = {
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+}
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,12 @@ class Decision:
     rule_index: int = -1
 
     def as_dict(self) -> dict[str, Any]:
-        return {"binding": self.binding, "role": self.role, "ruleIndex": self.rule_index,
-                "reason": self.reason}
+        return {
+            "binding": self.binding,
+            "role": self.role,
+            "ruleIndex": self.rule_index,
+            "reason": self.reason,
+        }
 
 
 def _matches(values: list[str] | None, wanted: str) -> bool:
@@ -102,8 +108,11 @@ class Authorizer:
                 path = info.path.rstrip("/") or "/"
                 if path.startswith(_DISCOVERY_PATHS) or path.startswith(_PUBLIC_PATHS):
                     return Decision(True, "system:discovery", "builtin", "system:discovery")
-            if info.is_resource and info.verb == "create" and (
-                    (info.group, info.resource) in _SELF_REVIEWS):
+            if (
+                info.is_resource
+                and info.verb == "create"
+                and ((info.group, info.resource) in _SELF_REVIEWS)
+            ):
                 return Decision(True, "system:basic-user", "builtin", "system:basic-user")
         for binding in self.store.list((RBAC, "clusterrolebindings"))[0]:
             decision = self._check_binding(binding, "", user, info)
@@ -116,8 +125,9 @@ class Authorizer:
                     return decision
         return Decision(False, "no RBAC rule allowed it")
 
-    def _check_binding(self, binding: dict[str, Any], namespace: str, user: User,
-                       info: RequestInfo) -> Decision | None:
+    def _check_binding(
+        self, binding: dict[str, Any], namespace: str, user: User, info: RequestInfo
+    ) -> Decision | None:
         if not any(subject_matches(s, user, namespace) for s in binding.get("subjects") or []):
             return None
         ref = binding.get("roleRef") or {}
@@ -133,8 +143,9 @@ class Authorizer:
             if rule_allows(rule, info):
                 kind = "RoleBinding" if namespace else "ClusterRoleBinding"
                 where = f"{namespace}/" if namespace else ""
-                return Decision(True, "RBAC", f"{kind}/{where}{binding['metadata']['name']}",
-                                role_label, index)
+                return Decision(
+                    True, "RBAC", f"{kind}/{where}{binding['metadata']['name']}", role_label, index
+                )
         return None
 
     def rules_for(self, user: User, namespace: str) -> list[dict[str, Any]]:
@@ -142,14 +153,17 @@ class Authorizer:
         rules: list[dict[str, Any]] = []
         sources = [(b, "") for b in self.store.list((RBAC, "clusterrolebindings"))[0]]
         if namespace:
-            sources += [(b, namespace) for b in self.store.list((RBAC, "rolebindings"),
-                                                                   namespace)[0]]
+            sources += [
+                (b, namespace) for b in self.store.list((RBAC, "rolebindings"), namespace)[0]
+            ]
         for binding, ns in sources:
             if any(subject_matches(s, user, ns) for s in binding.get("subjects") or []):
                 ref = binding.get("roleRef") or {}
-                role = (self.store.get((RBAC, "clusterroles"), "", ref.get("name", ""))
-                        if ref.get("kind") == "ClusterRole"
-                        else self.store.get((RBAC, "roles"), ns, ref.get("name", "")))
+                role = (
+                    self.store.get((RBAC, "clusterroles"), "", ref.get("name", ""))
+                    if ref.get("kind") == "ClusterRole"
+                    else self.store.get((RBAC, "roles"), ns, ref.get("name", ""))
+                )
                 rules.extend((role or {}).get("rules") or [])
         return rules
 
@@ -159,7 +173,8 @@ def forbidden_message(user: User, info: RequestInfo) -> str:
     in the namespace "ns"`."""
     if not info.is_resource:
         return f'User "{user.name}" cannot {info.verb} path "{info.path}"'
-    scope = (f'in the namespace "{info.namespace}"' if info.namespace
-             else "at the cluster scope")
-    return (f'User "{user.name}" cannot {info.verb} resource "{info.resource_path}" in API '
-            f'group "{info.group}" {scope}')
+    scope = f'in the namespace "{info.namespace}"' if info.namespace else "at the cluster scope"
+    return (
+        f'User "{user.name}" cannot {info.verb} resource "{info.resource_path}" in API '
+        f'group "{info.group}" {scope}'
+    )

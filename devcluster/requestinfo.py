@@ -49,8 +49,7 @@ def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
             return RequestInfo(path=path, verb=lowered)
         group, version, rest = parts[1], parts[2], parts[3:]
     if not rest:
-        return RequestInfo(path=path, verb=lowered, group=group, version=version,
-                           is_discovery=True)
+        return RequestInfo(path=path, verb=lowered, group=group, version=version, is_discovery=True)
     info = RequestInfo(path=path, verb="", is_resource=True, group=group, version=version)
     watch_path = False
     if rest[0] == "watch":  # deprecated /watch/ path prefix, still used by old clients

@@ -72,17 +72,37 @@ _POD_FIELDS = {
 _EVENT_FIELDS = {
     f"involvedObject.{k}": f"involvedObject.{k}"
     for k in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
-} | {"reason": "reason", "type": "type", "source": "source.component",
-     "reportingComponent": "reportingComponent"}
+} | {
+    "reason": "reason",
+    "type": "type",
+    "source": "source.component",
+    "reportingComponent": "reportingComponent",
+}
 
 
-def _builtin(group: str, version: str, plural: str, kind: str, namespaced: bool = True,  # noqa: PLR0917
-             short: tuple[str, ...] = (), sub: tuple[str, ...] = (), cats: tuple[str, ...] = (),
-             fields: dict[str, str] | None = None, verbs: list[str] | None = None) -> Resource:
+def _builtin(  # noqa: PLR0917 (one keyword-rich table row per call)
+    group: str,
+    version: str,
+    plural: str,
+    kind: str,
+    namespaced: bool = True,
+    short: tuple[str, ...] = (),
+    sub: tuple[str, ...] = (),
+    cats: tuple[str, ...] = (),
+    fields: dict[str, str] | None = None,
+    verbs: list[str] | None = None,
+) -> Resource:
     return Resource(
-        group=group, version=version, plural=plural, kind=kind, namespaced=namespaced,
-        short_names=list(short), subresources=set(sub), categories=list(cats),
-        definition=schemas.definition_for(group, version, kind), field_labels=fields or {},
+        group=group,
+        version=version,
+        plural=plural,
+        kind=kind,
+        namespaced=namespaced,
+        short_names=list(short),
+        subresources=set(sub),
+        categories=list(cats),
+        definition=schemas.definition_for(group, version, kind),
+        field_labels=fields or {},
         verbs=verbs or list(ALL_VERBS),
     )
 
@@ -91,13 +111,38 @@ def builtin_resources() -> list[Resource]:
     """The built-in kinds devcluster stores and validates (workloads are stored, not run)."""
     ns_verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
     return [
-        _builtin("", "v1", "namespaces", "Namespace", False, ("ns",), ("status", "finalize"),
-                 fields={"status.phase": "status.phase"}, verbs=ns_verbs),
-        _builtin("", "v1", "pods", "Pod", True, ("po",),
-                 ("status", "log", "eviction", "binding", "ephemeralcontainers"), ("all",),
-                 fields=_POD_FIELDS),
-        _builtin("", "v1", "nodes", "Node", False, ("no",), ("status",),
-                 fields={"spec.unschedulable": "spec.unschedulable"}),
+        _builtin(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            False,
+            ("ns",),
+            ("status", "finalize"),
+            fields={"status.phase": "status.phase"},
+            verbs=ns_verbs,
+        ),
+        _builtin(
+            "",
+            "v1",
+            "pods",
+            "Pod",
+            True,
+            ("po",),
+            ("status", "log", "eviction", "binding", "ephemeralcontainers"),
+            ("all",),
+            fields=_POD_FIELDS,
+        ),
+        _builtin(
+            "",
+            "v1",
+            "nodes",
+            "Node",
+            False,
+            ("no",),
+            ("status",),
+            fields={"spec.unschedulable": "spec.unschedulable"},
+        ),
         _builtin("", "v1", "events", "Event", True, ("ev",), fields=_EVENT_FIELDS),
         _builtin("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
         _builtin("", "v1", "secrets", "Secret", True, fields={"type": "type"}),
@@ -106,49 +151,123 @@ def builtin_resources() -> list[Resource]:
         _builtin("", "v1", "endpoints", "Endpoints", True, ("ep",)),
         _builtin("", "v1", "resourcequotas", "ResourceQuota", True, ("quota",), ("status",)),
         _builtin("", "v1", "limitranges", "LimitRange", True, ("limits",)),
-        _builtin("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",),
-                 ("status",)),
-        _builtin("apps", "v1", "deployments", "Deployment", True, ("deploy",),
-                 ("status", "scale"), ("all",)),
-        _builtin("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("status", "scale"),
-                 ("all",)),
-        _builtin("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",),
-                 ("status", "scale"), ("all",)),
+        _builtin(
+            "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), ("status",)
+        ),
+        _builtin(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            True,
+            ("deploy",),
+            ("status", "scale"),
+            ("all",),
+        ),
+        _builtin(
+            "apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("status", "scale"), ("all",)
+        ),
+        _builtin(
+            "apps",
+            "v1",
+            "statefulsets",
+            "StatefulSet",
+            True,
+            ("sts",),
+            ("status", "scale"),
+            ("all",),
+        ),
         _builtin("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), ("status",), ("all",)),
         _builtin("batch", "v1", "jobs", "Job", True, (), ("status",), ("all",)),
         _builtin("batch", "v1", "cronjobs", "CronJob", True, ("cj",), ("status",), ("all",)),
-        _builtin("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",),
-                 ("status",)),
-        _builtin("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
-                 True, ("hpa",), ("status",), ("all",)),
-        _builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True,
-                 ("netpol",)),
-        _builtin("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("ing",),
-                 ("status",)),
+        _builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            True,
+            ("pdb",),
+            ("status",),
+        ),
+        _builtin(
+            "autoscaling",
+            "v2",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            True,
+            ("hpa",),
+            ("status",),
+            ("all",),
+        ),
+        _builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
+        _builtin("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("ing",), ("status",)),
         _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
         _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
         _builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
-        _builtin("rbac.authorization.k8s.io", "v1", "clusterrolebindings",
-                 "ClusterRoleBinding", False),
+        _builtin(
+            "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
+        ),
         _builtin("coordination.k8s.io", "v1", "leases", "Lease", True),
-        _builtin("events.k8s.io", "v1", "events", "Event", True, ("ev",),
-                 fields={"reason": "reason", "type": "type",
-                         "regarding.name": "regarding.name",
-                         "regarding.kind": "regarding.kind",
-                         "regarding.namespace": "regarding.namespace"}),
-        _builtin("apiextensions.k8s.io", "v1", "customresourcedefinitions",
-                 "CustomResourceDefinition", False, ("crd", "crds"), ("status",),
-                 cats=("api-extensions",)),
-        _builtin("authorization.k8s.io", "v1", "selfsubjectaccessreviews",
-                 "SelfSubjectAccessReview", False, verbs=["create"]),
-        _builtin("authorization.k8s.io", "v1", "selfsubjectrulesreviews",
-                 "SelfSubjectRulesReview", False, verbs=["create"]),
-        _builtin("authorization.k8s.io", "v1", "subjectaccessreviews",
-                 "SubjectAccessReview", False, verbs=["create"]),
-        _builtin("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False,
-                 verbs=["create"]),
-        _builtin("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview",
-                 False, verbs=["create"]),
+        _builtin(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "Event",
+            True,
+            ("ev",),
+            fields={
+                "reason": "reason",
+                "type": "type",
+                "regarding.name": "regarding.name",
+                "regarding.kind": "regarding.kind",
+                "regarding.namespace": "regarding.namespace",
+            },
+        ),
+        _builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            False,
+            ("crd", "crds"),
+            ("status",),
+            cats=("api-extensions",),
+        ),
+        _builtin(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            False,
+            verbs=["create"],
+        ),
+        _builtin(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            False,
+            verbs=["create"],
+        ),
+        _builtin(
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            False,
+            verbs=["create"],
+        ),
+        _builtin(
+            "authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=["create"]
+        ),
+        _builtin(
+            "authentication.k8s.io",
+            "v1",
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+            False,
+            verbs=["create"],
+        ),
     ]
 
 
@@ -161,11 +280,13 @@ SUBRESOURCE_KINDS = {
 }
 
 # Resources with no storage: requests are answered, not kept (create-only reviews).
-VIRTUAL = {("authorization.k8s.io", "selfsubjectaccessreviews"),
-           ("authorization.k8s.io", "selfsubjectrulesreviews"),
-           ("authorization.k8s.io", "subjectaccessreviews"),
-           ("authentication.k8s.io", "tokenreviews"),
-           ("authentication.k8s.io", "selfsubjectreviews")}
+VIRTUAL = {
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    ("authorization.k8s.io", "subjectaccessreviews"),
+    ("authentication.k8s.io", "tokenreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+}
 
 
 class Registry:

@@ -15,6 +15,7 @@ from typing import Any
 
 from devcluster import scheduling
 from devcluster.kube_client import ApiError, Informer, KubeClient
+from devcluster.pod_events import EventRecorder
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -28,13 +29,26 @@ def unschedulable_patch(pod: Obj, message: str, now: str) -> Obj | None:
     """The `pods/status` merge patch recording the failure, or None if already recorded."""
     conditions = list((pod.get("status") or {}).get("conditions") or [])
     existing = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
-    if existing and existing.get("status") == "False" and \
-            existing.get("reason") == "Unschedulable" and existing.get("message") == message:
+    if (
+        existing
+        and existing.get("status") == "False"
+        and existing.get("reason") == "Unschedulable"
+        and existing.get("message") == message
+    ):
         return None
-    since = existing.get("lastTransitionTime") if existing and \
-        existing.get("status") == "False" else now
-    condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                 "message": message, "lastProbeTime": None, "lastTransitionTime": since}
+    since = (
+        existing.get("lastTransitionTime")
+        if existing and existing.get("status") == "False"
+        else now
+    )
+    condition = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": message,
+        "lastProbeTime": None,
+        "lastTransitionTime": since,
+    }
     others = [c for c in conditions if c.get("type") != "PodScheduled"]
     return {"status": {"phase": "Pending", "conditions": [condition, *others]}}
 
@@ -42,23 +56,34 @@ def unschedulable_patch(pod: Obj, message: str, now: str) -> Obj | None:
 def binding(pod: Obj, node: str) -> Obj:
     """The Binding object a scheduler POSTs to `pods/{name}/binding`."""
     meta = pod["metadata"]
-    return {"apiVersion": "v1", "kind": "Binding",
-            "metadata": {"name": meta["name"], "namespace": meta["namespace"],
-                         "uid": meta.get("uid")},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    }
 
 
 def _priority_order(pod: Obj) -> tuple[int, str, str]:
     spec, meta = pod.get("spec") or {}, pod.get("metadata") or {}
-    return (-int(spec.get("priority") or 0), meta.get("creationTimestamp", ""),
-            meta.get("name", ""))
+    return (
+        -int(spec.get("priority") or 0),
+        meta.get("creationTimestamp", ""),
+        meta.get("name", ""),
+    )
 
 
 class Scheduler:
     """Schedules pending pods onto any Node in the cluster."""
 
-    def __init__(self, client: KubeClient, pods: Informer, nodes: Informer,
-                 paused: threading.Event, retry_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        pods: Informer,
+        nodes: Informer,
+        paused: threading.Event,
+        retry_seconds: float = 5.0,
+    ) -> None:
         self.client = client
         self.pods = pods
         self.nodes = nodes
@@ -69,6 +94,7 @@ class Scheduler:
         self._assumed: dict[str, tuple[str, Obj]] = {}  # pod uid -> (node, pod) until seen bound
         self._thread: threading.Thread | None = None
         self.binding_supported: bool | None = None
+        self.events: EventRecorder | None = None  # set by the agent
         # pod uid -> (retry not before, current back-off): a failed binding waits 1 s, 2 s, ..
         # up to 10 s, like kube-scheduler's pod back-off.
         self._backoff: dict[str, tuple[float, float]] = {}
@@ -126,8 +152,14 @@ class Scheduler:
         pods = self.pods.items()
         nodes = self.nodes.items()
         bound = self._bound_by_node(pods)
-        pending = sorted((p for p in pods if scheduling.wants_scheduling(p)
-                          and p["metadata"]["uid"] not in self._assumed), key=_priority_order)
+        pending = sorted(
+            (
+                p
+                for p in pods
+                if scheduling.wants_scheduling(p) and p["metadata"]["uid"] not in self._assumed
+            ),
+            key=_priority_order,
+        )
         now = time.monotonic()
         for pod in pending:
             if self._backoff.get(pod["metadata"]["uid"], (0.0, 0.0))[0] > now:
@@ -147,15 +179,25 @@ class Scheduler:
 
     def _bind(self, pod: Obj, node: str) -> bool:
         meta = pod["metadata"]
-        path = f'/api/v1/namespaces/{meta["namespace"]}/pods/{meta["name"]}/binding'
+        path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding"
         try:
             self.client.create(path, binding(pod, node))
             self.binding_supported = True
+            if self.events is not None:
+                self.events.record(
+                    pod,
+                    "Normal",
+                    "Scheduled",
+                    f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
+                )
             return True
         except ApiError as error:
             if error.code in (404, 405) and self.binding_supported is None:
-                log.error("the API server does not accept pods/binding (HTTP %s); pods cannot "
-                          "be scheduled", error.code)
+                log.error(
+                    "the API server does not accept pods/binding (HTTP %s); pods cannot "
+                    "be scheduled",
+                    error.code,
+                )
             elif error.code != 409:
                 log.warning("binding %s to %s failed: %s", meta["name"], node, error)
             return False
@@ -164,10 +206,13 @@ class Scheduler:
         patch = unschedulable_patch(pod, message, _now())
         if patch is None:
             return
+        if self.events is not None:
+            self.events.record(pod, "Warning", "FailedScheduling", message)
         meta = pod["metadata"]
         try:
             self.client.merge_patch(
-                f'/api/v1/namespaces/{meta["namespace"]}/pods/{meta["name"]}/status', patch)
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status", patch
+            )
         except ApiError as error:
             if error.code != 404:
                 log.warning("could not mark %s unschedulable: %s", meta["name"], error)

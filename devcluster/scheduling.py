@@ -108,18 +108,23 @@ def matches_node_selection(pod: Obj, node: Obj) -> bool:
     for key, value in (spec.get("nodeSelector") or {}).items():
         if labels.get(key) != value:
             return False
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     terms = required.get("nodeSelectorTerms") or []
     if not terms:
         return True
     fields = {"metadata.name": (node.get("metadata") or {}).get("name", "")}
     for term in terms:
-        expressions_ok = all(_match_expression(labels, e)
-                             for e in term.get("matchExpressions") or [])
+        expressions_ok = all(
+            _match_expression(labels, e) for e in term.get("matchExpressions") or []
+        )
         fields_ok = all(_match_expression(fields, e) for e in term.get("matchFields") or [])
-        if (term.get("matchExpressions") or term.get("matchFields")) and expressions_ok \
-                and fields_ok:
+        if (
+            (term.get("matchExpressions") or term.get("matchFields"))
+            and expressions_ok
+            and fields_ok
+        ):
             return True
     return False
 
@@ -127,8 +132,9 @@ def matches_node_selection(pod: Obj, node: Obj) -> bool:
 def _heartbeat_age(node: Obj, now: datetime.datetime) -> float | None:
     for condition in (node.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready" and condition.get("lastHeartbeatTime"):
-            beat = datetime.datetime.strptime(condition["lastHeartbeatTime"],
-                                              "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+            beat = datetime.datetime.strptime(
+                condition["lastHeartbeatTime"], "%Y-%m-%dT%H:%M:%SZ"
+            ).replace(tzinfo=datetime.UTC)
             return (now - beat).total_seconds()
     return None
 
@@ -144,32 +150,37 @@ def effective_taints(node: Obj, now: datetime.datetime) -> list[Obj]:
         if key not in keys:
             taints.append({"key": key, "effect": "NoSchedule"})
 
-    ready = next((c for c in (node.get("status") or {}).get("conditions") or []
-                  if c.get("type") == "Ready"), None)
+    ready = next(
+        (c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"),
+        None,
+    )
     age = _heartbeat_age(node, now)
-    if ready is None or ready.get("status") == "Unknown" or \
-            (age is not None and age > NODE_GRACE_SECONDS):
+    if (
+        ready is None
+        or ready.get("status") == "Unknown"
+        or (age is not None and age > NODE_GRACE_SECONDS)
+    ):
         add(UNREACHABLE_TAINT)
     elif ready.get("status") != "True":
         add(NOT_READY_TAINT)
     return taints
 
 
-def filter_node(pod: Obj, node: Obj, bound: list[Obj],
-                now: datetime.datetime) -> list[str]:
+def filter_node(pod: Obj, node: Obj, bound: list[Obj], now: datetime.datetime) -> list[str]:
     """Why the pod cannot go on this node, in the scheduler's words; empty if it can."""
     spec = pod.get("spec") or {}
     tolerations = spec.get("tolerations") or []
     # NodeUnschedulable
     if (node.get("spec") or {}).get("unschedulable") and not tolerates(
-            tolerations, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}):
+        tolerations, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}
+    ):
         return ["node(s) were unschedulable"]
     # TaintToleration: the first untolerated NoSchedule/NoExecute taint is named.
     for taint in effective_taints(node, now):
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and \
-                not tolerates(tolerations, taint):
-            return [f"node(s) had untolerated taint {{{taint.get('key')}: "
-                    f"{taint.get('value') or ''}}}"]
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
+            return [
+                f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value') or ''}}}"
+            ]
     # NodeAffinity
     if not matches_node_selection(pod, node):
         return ["node(s) didn't match Pod's node affinity/selector"]
@@ -211,8 +222,12 @@ def fit_error(total: int, reasons: Counter[str]) -> str:
     return f"0/{total} nodes are available: {', '.join(parts)}."
 
 
-def schedule(pod: Obj, nodes: list[Obj], bound_by_node: dict[str, list[Obj]],
-             now: datetime.datetime | None = None) -> Decision:
+def schedule(
+    pod: Obj,
+    nodes: list[Obj],
+    bound_by_node: dict[str, list[Obj]],
+    now: datetime.datetime | None = None,
+) -> Decision:
     """Pick the best feasible node for `pod`, or explain why there is none."""
     now = now or datetime.datetime.now(datetime.UTC)
     reasons: Counter[str] = Counter()
@@ -240,6 +255,10 @@ def wants_scheduling(pod: Obj, scheduler_name: str = "default-scheduler") -> boo
     """An unbound, live pod for this scheduler."""
     spec = pod.get("spec") or {}
     meta = pod.get("metadata") or {}
-    return (not spec.get("nodeName") and not meta.get("deletionTimestamp")
-            and not is_terminated(pod) and not spec.get("schedulingGates")
-            and (spec.get("schedulerName") or "default-scheduler") == scheduler_name)
+    return (
+        not spec.get("nodeName")
+        and not meta.get("deletionTimestamp")
+        and not is_terminated(pod)
+        and not spec.get("schedulingGates")
+        and (spec.get("schedulerName") or "default-scheduler") == scheduler_name
+    )

@@ -45,14 +45,14 @@ def resolve(schema: dict[str, Any]) -> dict[str, Any]:
     """Follow a `$ref` (possibly with sibling keys such as `description`)."""
     ref = schema.get("$ref")
     while ref is not None:
-        schema = definitions()[ref[len(_REF_PREFIX):]]
+        schema = definitions()[ref[len(_REF_PREFIX) :]]
         ref = schema.get("$ref")
     return schema
 
 
 def ref_name(schema: dict[str, Any]) -> str | None:
     ref = schema.get("$ref")
-    return ref[len(_REF_PREFIX):] if ref else None
+    return ref[len(_REF_PREFIX) :] if ref else None
 
 
 def schema_type(schema: dict[str, Any]) -> str | None:
@@ -73,7 +73,7 @@ def to_openapi_v3(schema: Any) -> Any:
     out: dict[str, Any] = {}
     for key, value in schema.items():
         if key == "$ref":
-            out["$ref"] = "#/components/schemas/" + value[len(_REF_PREFIX):]
+            out["$ref"] = "#/components/schemas/" + value[len(_REF_PREFIX) :]
         elif key == "type" and isinstance(value, list):
             rest = [t for t in value if t != "null"]
             if len(rest) == 1:

@@ -46,8 +46,10 @@ def parse_label_selector(text: str | None) -> Predicate | None:
         else:
             match = _SET_EXPR.match(term)
             if not match:
-                raise bad_request(f'unable to parse requirement: found \'{term}\', expected: '
-                                  f"'=', '!=', '==', 'in', notin'")
+                raise bad_request(
+                    f"unable to parse requirement: found '{term}', expected: "
+                    f"'=', '!=', '==', 'in', notin'"
+                )
             negate, key, operator, values = match.groups()
             if operator:
                 allowed = {v.strip() for v in values.split(",") if v.strip()}
@@ -72,10 +74,12 @@ def match_label_selector_object(selector: dict[str, Any] | None, labels: dict[st
     for expression in selector.get("matchExpressions") or ():
         key, operator = expression.get("key"), expression.get("operator")
         values = set(expression.get("values") or ())
-        if (operator == "In" and labels.get(key) not in values) or (
-                operator == "NotIn" and labels.get(key) in values) or (
-                operator == "Exists" and key not in labels) or (
-                operator == "DoesNotExist" and key in labels):
+        if (
+            (operator == "In" and labels.get(key) not in values)
+            or (operator == "NotIn" and labels.get(key) in values)
+            or (operator == "Exists" and key not in labels)
+            or (operator == "DoesNotExist" and key in labels)
+        ):
             return False
     return True
 
@@ -113,7 +117,7 @@ def parse_field_selector(text: str | None, labels_allowed: dict[str, str]) -> Pr
             raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
         path = allowed.get(field)
         if path is None:
-            raise bad_request(f'field label not supported: {field}')
+            raise bad_request(f"field label not supported: {field}")
         if operator == "!=":
             checks.append(lambda o, p=path, v=value: _as_field_string(dotted(o, p)) != v)
         else:

@@ -33,12 +33,21 @@ from devcluster.store import Store
 from devcluster.tls import Certificates, make_certificates
 
 log = logging.getLogger(__name__)
-KUBE_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-devcluster",
-                "gitCommit": "devcluster", "gitTreeState": "clean",
-                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25",
-                "compiler": "gc", "platform": "linux/amd64", "emulationMajor": "1",
-                "emulationMinor": "37", "minCompatibilityMajor": "1",
-                "minCompatibilityMinor": "36"}
+KUBE_VERSION = {
+    "major": "1",
+    "minor": "37",
+    "gitVersion": "v1.37.0-devcluster",
+    "gitCommit": "devcluster",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.25",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+    "emulationMajor": "1",
+    "emulationMinor": "37",
+    "minCompatibilityMajor": "1",
+    "minCompatibilityMinor": "36",
+}
 _HEALTH = {"/healthz", "/livez", "/readyz", "/version", "/version/"}
 _ADMIN_PREFIX = "/devcluster/v1/"
 _JSON = "application/json"
@@ -50,8 +59,7 @@ def _dumps(body: Any) -> bytes:
 
 
 def _status_response(error: ApiError) -> web.Response:
-    response = web.Response(status=error.code, body=_dumps(error.status()),
-                            content_type=_JSON)
+    response = web.Response(status=error.code, body=_dumps(error.status()), content_type=_JSON)
     for key, value in error.headers.items():
         response.headers[key] = value
     return response
@@ -73,8 +81,9 @@ def _partial_metadata(accept: str) -> bool:
 class HttpFront:
     """aiohttp handlers around one `ApiServer`."""
 
-    def __init__(self, api: ApiServer, audit: AuditLog, faults: Faults,
-                 bookmark_interval: float = 1.0) -> None:
+    def __init__(
+        self, api: ApiServer, audit: AuditLog, faults: Faults, bookmark_interval: float = 1.0
+    ) -> None:
         self.api = api
         self.audit = audit
         self.faults = faults
@@ -96,17 +105,23 @@ class HttpFront:
         if user is None:
             return _status_response(unauthorized())
         if path.startswith(_ADMIN_PREFIX):
-            return await self._admin(request, user, path[len(_ADMIN_PREFIX):])
+            return await self._admin(request, user, path[len(_ADMIN_PREFIX) :])
         info = parse(request.method, path, query)
         code = 500
         decision = self.authorizer.authorize(user, info)
         try:
             if not decision.allowed:
                 name = info.name if info.verb not in ("list", "watch", "create") else ""
-                raise forbidden(info.resource_path if info.is_resource else "", info.group,
-                                name, forbidden_message(user, info)) if info.is_resource \
-                    else ApiError(403, "Forbidden",
-                                  f'forbidden: {forbidden_message(user, info)}')
+                raise (
+                    forbidden(
+                        info.resource_path if info.is_resource else "",
+                        info.group,
+                        name,
+                        forbidden_message(user, info),
+                    )
+                    if info.is_resource
+                    else ApiError(403, "Forbidden", f"forbidden: {forbidden_message(user, info)}")
+                )
             injected = self.faults.check(user.name, user.is_admin, info)
             if injected is not None:
                 raise injected
@@ -119,28 +134,40 @@ class HttpFront:
         except Exception as exc:  # a bug must answer as a Status, not a dropped connection
             log.exception("internal error on %s %s", request.method, path)
             code = 500
-            return _status_response(ApiError(500, "InternalError",
-                                             f"Internal error occurred: {exc}"))
+            return _status_response(
+                ApiError(500, "InternalError", f"Internal error occurred: {exc}")
+            )
         finally:
             if not request.get(_AUDITED):
                 self._audit(request, user, info, decision, code)
 
-    def _audit(self, request: web.Request, user: User, info: RequestInfo, decision: Any,
-               code: int) -> None:
+    def _audit(
+        self, request: web.Request, user: User, info: RequestInfo, decision: Any, code: int
+    ) -> None:
         """One entry per request; streams are recorded once their 200 has gone out."""
         request[_AUDITED] = True
-        self.audit.record({
-            "user": user.name, "groups": list(user.groups), "verb": info.verb,
-            "apiGroup": info.group, "apiVersion": info.version,
-            "resource": info.resource, "subresource": info.subresource,
-            "namespace": info.namespace, "name": info.name,
-            "path": request.path if not info.is_resource else "", "code": code,
-            "allowed": decision.allowed, "authorization": decision.as_dict(),
-        })
+        self.audit.record(
+            {
+                "user": user.name,
+                "groups": list(user.groups),
+                "verb": info.verb,
+                "apiGroup": info.group,
+                "apiVersion": info.version,
+                "resource": info.resource,
+                "subresource": info.subresource,
+                "namespace": info.namespace,
+                "name": info.name,
+                "path": request.path if not info.is_resource else "",
+                "code": code,
+                "allowed": decision.allowed,
+                "authorization": decision.as_dict(),
+            }
+        )
 
     # -- routing ----------------------------------------------------------------------------------
-    async def _route(self, request: web.Request, info: RequestInfo, query: dict[str, str],
-                     user: User) -> web.StreamResponse:
+    async def _route(
+        self, request: web.Request, info: RequestInfo, query: dict[str, str], user: User
+    ) -> web.StreamResponse:
         path = request.path.rstrip("/")
         accept = request.headers.get("Accept", "")
         registry = self.api.registry
@@ -165,12 +192,13 @@ class HttpFront:
                     return self._json(group)
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         resource = registry.get(info.group, info.version, info.resource)
-        if resource is None or (info.subresource and info.subresource not in
-                                resource.subresources):
-            raise ApiError(404, "NotFound", "the server could not find the requested resource",
-                           {})
-        if resource.namespaced and not info.namespace and info.verb not in ("list", "watch",
-                                                                             "deletecollection"):
+        if resource is None or (info.subresource and info.subresource not in resource.subresources):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        if (
+            resource.namespaced
+            and not info.namespace
+            and info.verb not in ("list", "watch", "deletecollection")
+        ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         body = await request.read() if request.can_read_body else b""
         content_type = request.headers.get("Content-Type", _JSON)
@@ -179,15 +207,22 @@ class HttpFront:
             body = json.dumps(protobuf.decode_object(body)).encode()
             content_type = _JSON
         elif body and "cbor" in content_type.split(";")[0]:
-            raise ApiError(415, "UnsupportedMediaType",
-                           "the body of the request was in an unknown format - accepted media "
-                           "types include: application/json, application/yaml")
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media "
+                "types include: application/json, application/yaml",
+            )
         call = Call(info, resource, query, body, content_type, user)
         verb = info.verb
-        not_allowed = ApiError(405, "MethodNotAllowed",
-                               "the server does not allow this method on the requested resource")
-        if info.subresource and verb not in discovery.SUBRESOURCE_VERBS.get(info.subresource,
-                                                                           ["get"]):
+        not_allowed = ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+        if info.subresource and verb not in discovery.SUBRESOURCE_VERBS.get(
+            info.subresource, ["get"]
+        ):
             raise not_allowed
         if verb in ("update", "patch") and not info.name:
             raise not_allowed
@@ -195,10 +230,15 @@ class HttpFront:
             return await self._watch(request, call, accept)
         if info.subresource == "log":
             return await self._pod_log(request, call)
-        handler = {"get": self.api.get, "list": self.api.list, "create": self.api.create,
-                   "update": self.api.update, "patch": self.api.patch,
-                   "delete": self.api.delete,
-                   "deletecollection": self.api.delete_collection}.get(verb)
+        handler = {
+            "get": self.api.get,
+            "list": self.api.list,
+            "create": self.api.create,
+            "update": self.api.update,
+            "patch": self.api.patch,
+            "delete": self.api.delete,
+            "deletecollection": self.api.delete_collection,
+        }.get(verb)
         if handler is None or (verb not in resource.verbs and not info.subresource):
             raise not_allowed
         result = handler(call)
@@ -207,16 +247,22 @@ class HttpFront:
     def _result(self, result: Result, call: Call, accept: str) -> web.Response:
         body = result.body
         table_mode = _table_mode(accept, call.query)
-        is_object = isinstance(body, dict) and body.get("kind") not in ("Status", "Scale") \
+        is_object = (
+            isinstance(body, dict)
+            and body.get("kind") not in ("Status", "Scale")
             and result.objects is not None
+        )
         if table_mode is not None and is_object:
             objects = [self.api.output(call.resource, o) for o in result.objects or []]
             body = tables.table(call.resource, objects, result.list_meta, table_mode)
         elif _partial_metadata(accept) and is_object:
             if result.list_meta is not None:
-                body = {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-                        "metadata": result.list_meta,
-                        "items": [tables.partial_metadata(o) for o in result.objects or []]}
+                body = {
+                    "kind": "PartialObjectMetadataList",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": result.list_meta,
+                    "items": [tables.partial_metadata(o) for o in result.objects or []],
+                }
             else:
                 body = tables.partial_metadata(body)
         response = web.Response(status=result.status, body=_dumps(body), content_type=_JSON)
@@ -241,10 +287,11 @@ class HttpFront:
             return self._json(self.openapi.index())
         if path.startswith("/openapi/v3/"):
             try:
-                document = self.openapi.document(path[len("/openapi/v3/"):])
+                document = self.openapi.document(path[len("/openapi/v3/") :])
             except KeyError:
-                raise ApiError(404, "NotFound", "the server could not find the requested "
-                               "resource") from None
+                raise ApiError(
+                    404, "NotFound", "the server could not find the requested resource"
+                ) from None
             response = web.Response(body=document, content_type=_JSON)
             response.headers["Cache-Control"] = "public, immutable"
             return response
@@ -279,11 +326,17 @@ class HttpFront:
             subscriber.user = user
 
         try:
-            await watch.stream(self.api, call.resource,
-                               info.namespace if call.resource.namespaced else "", name,
-                               call.query, send, table_mode=table_mode,
-                               bookmark_interval=self.bookmark_interval,
-                               on_subscribe=remember)
+            await watch.stream(
+                self.api,
+                call.resource,
+                info.namespace if call.resource.namespaced else "",
+                name,
+                call.query,
+                send,
+                table_mode=table_mode,
+                bookmark_interval=self.bookmark_interval,
+                on_subscribe=remember,
+            )
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         except ApiError as error:
@@ -299,8 +352,10 @@ class HttpFront:
         container = call.query.get("container") or ""
         if not container:
             if len(containers) != 1:
-                raise bad_request(f"a container name must be specified for pod {info.name}, "
-                                  f"choose one of: [{' '.join(containers)}]")
+                raise bad_request(
+                    f"a container name must be specified for pod {info.name}, "
+                    f"choose one of: [{' '.join(containers)}]"
+                )
             container = containers[0]
         elif container not in containers:
             raise bad_request(f"container {container} is not valid for pod {info.name}")
@@ -315,8 +370,10 @@ class HttpFront:
             proxied = await self._proxy_log(request, pod, container, call.query)
             if proxied is not None:
                 return proxied
-            raise bad_request(f'container "{container}" in pod "{info.name}" is waiting to '
-                              f"start: ContainerCreating")
+            raise bad_request(
+                f'container "{container}" in pod "{info.name}" is waiting to '
+                f"start: ContainerCreating"
+            )
         if isinstance(content, bytes | str):
             data = content.encode() if isinstance(content, str) else content
             return web.Response(body=data, content_type="text/plain")
@@ -327,8 +384,9 @@ class HttpFront:
             await response.write(chunk)
         return response
 
-    async def _proxy_log(self, request: web.Request, pod: dict[str, Any], container: str,
-                         query: Mapping[str, str]) -> web.StreamResponse | None:
+    async def _proxy_log(
+        self, request: web.Request, pod: dict[str, Any], container: str, query: Mapping[str, str]
+    ) -> web.StreamResponse | None:
         """Proxy pods/log to the node agent, as the real server proxies to the kubelet.
 
         The node's `status.daemonEndpoints.kubeletEndpoint.Port` and InternalIP name the
@@ -343,23 +401,41 @@ class HttpFront:
         port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
         if not port:
             return None
-        address = next((a["address"] for a in status.get("addresses") or []
-                        if a.get("type") == "InternalIP"), "127.0.0.1")
+        address = next(
+            (a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"),
+            "127.0.0.1",
+        )
         meta = pod["metadata"]
-        url = (f"http://{address}:{port}/containerLogs/{meta['namespace']}/{meta['name']}/"
-               f"{container}")
-        params = {k: v for k, v in query.items()
-                  if k in ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps",
-                           "previous", "limitBytes")}
+        url = (
+            f"http://{address}:{port}/containerLogs/{meta['namespace']}/{meta['name']}/{container}"
+        )
+        params = {
+            k: v
+            for k, v in query.items()
+            if k
+            in (
+                "follow",
+                "tailLines",
+                "sinceSeconds",
+                "sinceTime",
+                "timestamps",
+                "previous",
+                "limitBytes",
+            )
+        }
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as session, \
-                    session.get(url, params=params) as upstream:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url, params=params) as upstream,
+            ):
                 if upstream.status != 200:
                     text = (await upstream.text())[:1000]
-                    raise ApiError(upstream.status if upstream.status < 500 else 500,
-                                   "BadRequest" if upstream.status == 400 else "InternalError",
-                                   text or f"node agent answered {upstream.status}")
+                    raise ApiError(
+                        upstream.status if upstream.status < 500 else 500,
+                        "BadRequest" if upstream.status == 400 else "InternalError",
+                        text or f"node agent answered {upstream.status}",
+                    )
                 response = web.StreamResponse(status=200)
                 response.content_type = "text/plain"
                 await response.prepare(request)
@@ -367,19 +443,25 @@ class HttpFront:
                     await response.write(chunk)
                 return response
         except aiohttp.ClientError as error:
-            raise ApiError(500, "InternalError",
-                           f"Get \"{url}\": the node agent did not answer: {error}") from None
+            raise ApiError(
+                500, "InternalError", f'Get "{url}": the node agent did not answer: {error}'
+            ) from None
 
     # -- admin endpoints (faults, audit, tokens) --------------------------------------------------
     async def _admin(self, request: web.Request, user: User, rest: str) -> web.Response:
         if not user.is_admin:
-            return _status_response(ApiError(403, "Forbidden",
-                                             "devcluster admin endpoints need system:masters"))
+            return _status_response(
+                ApiError(403, "Forbidden", "devcluster admin endpoints need system:masters")
+            )
         body = await request.json() if request.can_read_body else {}
         if rest == "faults":
             if request.method == "GET":
-                return self._json({"rules": [vars(r) for r in self.faults.rules()],
-                                   "actions": self.faults.action_names()})
+                return self._json(
+                    {
+                        "rules": [vars(r) for r in self.faults.rules()],
+                        "actions": self.faults.action_names(),
+                    }
+                )
             if request.method == "DELETE":
                 self.faults.clear()
                 return self._json({"rules": []})
@@ -394,10 +476,11 @@ class HttpFront:
             if drop is not None:
                 users = set(drop.get("users") or [])
                 dropped = self.api.store.close_watches(
-                    lambda s: not users or getattr(s, "user", "") in users)
+                    lambda s: not users or getattr(s, "user", "") in users
+                )
             return self._json({"rules": [vars(r) for r in rules], "droppedWatches": dropped})
         if rest.startswith("faults/actions/") and request.method == "POST":
-            name = rest[len("faults/actions/"):]
+            name = rest[len("faults/actions/") :]
             try:
                 result = self.faults.run_action(name, body)
             except KeyError:
@@ -412,10 +495,12 @@ class HttpFront:
                 if sa is None:
                     return _status_response(not_found("serviceaccounts", "", name))
                 token = self.api.authenticator.issue_service_account_token(
-                    namespace, name, sa["metadata"]["uid"])
+                    namespace, name, sa["metadata"]["uid"]
+                )
             else:
-                token = self.api.authenticator.add_user_token(body["user"],
-                                                              body.get("groups") or [])
+                token = self.api.authenticator.add_user_token(
+                    body["user"], body.get("groups") or []
+                )
             return self._json({"token": token})
         return _status_response(ApiError(404, "NotFound", f"no admin endpoint {rest!r}"))
 
@@ -427,28 +512,57 @@ def _node(name: str) -> dict[str, Any]:
             memory_kib = int(meminfo.readline().split()[1])
     except (OSError, ValueError, IndexError):
         memory_kib = 8 * 1024 * 1024
-    capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_kib}Ki", "pods": "110",
-                "ephemeral-storage": "10Gi"}
+    capacity = {
+        "cpu": str(os.cpu_count() or 1),
+        "memory": f"{memory_kib}Ki",
+        "pods": "110",
+        "ephemeral-storage": "10Gi",
+    }
     now = now_rfc3339()
     return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {
-            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-            "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
-            "beta.kubernetes.io/arch": "amd64", "devcluster.coderun.dev/node": "true"}},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "beta.kubernetes.io/os": "linux",
+                "beta.kubernetes.io/arch": "amd64",
+                "devcluster.coderun.dev/node": "true",
+            },
+        },
         "spec": {},
         "status": {
-            "capacity": capacity, "allocatable": capacity,
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                            "message": "devcluster node is ready",
-                            "lastHeartbeatTime": now, "lastTransitionTime": now}],
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                          {"type": "Hostname", "address": name}],
-            "nodeInfo": {"kubeletVersion": "v1.37.0-devcluster", "operatingSystem": "linux",
-                         "architecture": "amd64", "containerRuntimeVersion": "devcluster://1",
-                         "kernelVersion": platform.release(), "osImage": "devcluster",
-                         "kubeProxyVersion": "", "machineID": "", "systemUUID": "",
-                         "bootID": ""},
+            "capacity": capacity,
+            "allocatable": capacity,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "devcluster node is ready",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": "127.0.0.1"},
+                {"type": "Hostname", "address": name},
+            ],
+            "nodeInfo": {
+                "kubeletVersion": "v1.37.0-devcluster",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "containerRuntimeVersion": "devcluster://1",
+                "kernelVersion": platform.release(),
+                "osImage": "devcluster",
+                "kubeProxyVersion": "",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+            },
         },
     }
 
@@ -456,10 +570,19 @@ def _node(name: str) -> dict[str, Any]:
 class DevCluster:
     """One devcluster API server: start it in a thread (`start()`) or await `serve()`."""
 
-    def __init__(self, *, port: int = 0, kubeconfig: str | None = None, nodes: int = 1,
-                 namespace: str = "default", audit_log: str | None = None,
-                 admin_token: str | None = None, event_window: int = 10000,
-                 bookmark_interval: float = 1.0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        kubeconfig: str | None = None,
+        nodes: int = 1,
+        namespace: str = "default",
+        audit_log: str | None = None,
+        admin_token: str | None = None,
+        event_window: int = 10000,
+        bookmark_interval: float = 1.0,
+        host: str = "127.0.0.1",
+    ) -> None:
         from devcluster.auth import Authenticator
 
         self.host = host
@@ -503,31 +626,52 @@ class DevCluster:
         namespace, name = self.AGENT_FAULTS
         data = {str(k): str(v) for k, v in (arguments.get("data") or {}).items()}
         if self.store.get(("", "configmaps"), namespace, name) is None:
-            self.api.system_create(("", "configmaps"), {
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": namespace}, "data": data})
+            self.api.system_create(
+                ("", "configmaps"),
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "data": data,
+                },
+            )
         else:
-            self.api.system_mutate(("", "configmaps"), namespace, name,
-                                   lambda obj: obj.__setitem__("data", data))
+            self.api.system_mutate(
+                ("", "configmaps"), namespace, name, lambda obj: obj.__setitem__("data", data)
+            )
         return {"configMap": f"{namespace}/{name}", "data": data}
 
     def _bootstrap(self) -> None:
-        for name in ("default", "kube-system", "kube-public", "kube-node-lease",
-                     self.namespace):
-            self.api.system_create(("", "namespaces"), {"apiVersion": "v1", "kind": "Namespace",
-                                                        "metadata": {"name": name}})
+        for name in ("default", "kube-system", "kube-public", "kube-node-lease", self.namespace):
+            self.api.system_create(
+                ("", "namespaces"),
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+            )
         for name in self.node_names:
             node = _node(name)
             status = node.pop("status")
             self.api.system_create(("", "nodes"), node)
-            self.api.system_mutate(("", "nodes"), "", name,
-                                   lambda n, s=status: n.__setitem__("status", s), "status")
-        self.api.system_create(("", "services"), {
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "kubernetes", "namespace": "default",
-                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"clusterIP": "10.96.0.1", "ports": [
-                {"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.port}]}})
+            self.api.system_mutate(
+                ("", "nodes"), "", name, lambda n, s=status: n.__setitem__("status", s), "status"
+            )
+        self.api.system_create(
+            ("", "services"),
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": "kubernetes",
+                    "namespace": "default",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "clusterIP": "10.96.0.1",
+                    "ports": [
+                        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.port}
+                    ],
+                },
+            },
+        )
 
     async def serve(self, ready_callback: Any = None) -> None:
         """Run until `stop()` (or cancellation)."""
@@ -544,8 +688,7 @@ class DevCluster:
         self.port = sock.getsockname()[1]
         self.front.address = f"{self.host}:{self.port}"
         self.certificates = make_certificates()
-        site = web.SockSite(runner, sock,
-                            ssl_context=self.certificates.server_context())
+        site = web.SockSite(runner, sock, ssl_context=self.certificates.server_context())
         await site.start()
         self._bootstrap()
         if self.kubeconfig_path:
@@ -619,23 +762,38 @@ class DevCluster:
             if sa is None:
                 if not create:
                     raise not_found("serviceaccounts", "", name)
-                sa = self.api.system_create(("", "serviceaccounts"), {
-                    "apiVersion": "v1", "kind": "ServiceAccount",
-                    "metadata": {"name": name, "namespace": namespace}}) or \
-                    self.store.get(("", "serviceaccounts"), namespace, name)
+                sa = self.api.system_create(
+                    ("", "serviceaccounts"),
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ServiceAccount",
+                        "metadata": {"name": name, "namespace": namespace},
+                    },
+                ) or self.store.get(("", "serviceaccounts"), namespace, name)
             assert sa is not None
             return self.api.authenticator.issue_service_account_token(
-                namespace, name, sa["metadata"]["uid"])
+                namespace, name, sa["metadata"]["uid"]
+            )
 
         return self.call(issue)
 
-    def write_kubeconfig(self, path: str, token: str | None = None,
-                         namespace: str | None = None, user: str = "devcluster-admin") -> str:
+    def write_kubeconfig(
+        self,
+        path: str,
+        token: str | None = None,
+        namespace: str | None = None,
+        user: str = "devcluster-admin",
+    ) -> str:
         """A kubeconfig for any identity (default: the admin) against this cluster."""
         ca_data = self.certificates.ca_data() if self.certificates else None
-        return write_kubeconfig(path, self.url, token or self.admin_token,
-                                namespace=namespace or self.namespace, user=user,
-                                ca_data=ca_data)
+        return write_kubeconfig(
+            path,
+            self.url,
+            token or self.admin_token,
+            namespace=namespace or self.namespace,
+            user=user,
+            ca_data=ca_data,
+        )
 
     def snapshot(self, group: str, plural: str, namespace: str | None = None) -> list[Any]:
         """A deep copy of stored objects (for assertions)."""

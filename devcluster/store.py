@@ -33,8 +33,12 @@ class Event:
 class Subscriber:
     """Receives events for one resource key; events are queued onto the watcher's loop."""
 
-    def __init__(self, key: Key | None, loop: asyncio.AbstractEventLoop | None = None,
-                 callback: Callable[[Event], None] | None = None) -> None:
+    def __init__(
+        self,
+        key: Key | None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        callback: Callable[[Event], None] | None = None,
+    ) -> None:
         self.key = key
         self.loop = loop
         self.callback = callback
@@ -192,8 +196,11 @@ class Store:
                 return None
             backlog: list[Event] = []
             if since is not None:
-                backlog = [e for e in self._events_after(since)
-                           if subscriber.key is None or e.key == subscriber.key]
+                backlog = [
+                    e
+                    for e in self._events_after(since)
+                    if subscriber.key is None or e.key == subscriber.key
+                ]
             self._subscribers.append(subscriber)
             return backlog
 

@@ -11,11 +11,21 @@ from devcluster import jsonpath
 from devcluster.resources import Resource
 
 Obj = dict[str, Any]
-_NAME = {"name": "Name", "type": "string", "format": "name", "priority": 0,
-         "description": "Name must be unique within a namespace."}
-_AGE = {"name": "Age", "type": "string", "format": "", "priority": 0,
-        "description": "CreationTimestamp is a timestamp representing the server time when "
-                       "this object was created."}
+_NAME = {
+    "name": "Name",
+    "type": "string",
+    "format": "name",
+    "priority": 0,
+    "description": "Name must be unique within a namespace.",
+}
+_AGE = {
+    "name": "Age",
+    "type": "string",
+    "format": "",
+    "priority": 0,
+    "description": "CreationTimestamp is a timestamp representing the server time when "
+    "this object was created.",
+}
 
 
 def human_age(timestamp: str | None, now: datetime.datetime | None = None) -> str:
@@ -42,8 +52,13 @@ def human_age(timestamp: str | None, now: datetime.datetime | None = None) -> st
 
 
 def _col(name: str, kind: str = "string", priority: int = 0, description: str = "") -> Obj:
-    return {"name": name, "type": kind, "format": "", "priority": priority,
-            "description": description}
+    return {
+        "name": name,
+        "type": kind,
+        "format": "",
+        "priority": priority,
+        "description": description,
+    }
 
 
 def _pod_cells(pod: Obj) -> list[Any]:
@@ -60,13 +75,20 @@ def _pod_cells(pod: Obj) -> list[Any]:
         elif "terminated" in state:
             terminated = state["terminated"]
             reason = terminated.get("reason") or (
-                f"Signal:{terminated['signal']}" if terminated.get("signal") else
-                f"ExitCode:{terminated.get('exitCode')}")
+                f"Signal:{terminated['signal']}"
+                if terminated.get("signal")
+                else f"ExitCode:{terminated.get('exitCode')}"
+            )
     if pod["metadata"].get("deletionTimestamp"):
         reason = "Terminating"
-    return [f"{ready}/{len(containers)}", reason, restarts, human_age(
-        pod["metadata"].get("creationTimestamp")), status.get("podIP") or "<none>",
-        spec.get("nodeName") or "<none>"]
+    return [
+        f"{ready}/{len(containers)}",
+        reason,
+        restarts,
+        human_age(pod["metadata"].get("creationTimestamp")),
+        status.get("podIP") or "<none>",
+        spec.get("nodeName") or "<none>",
+    ]
 
 
 def _node_cells(node: Obj) -> list[Any]:
@@ -75,34 +97,54 @@ def _node_cells(node: Obj) -> list[Any]:
     status = "Ready" if ready and ready.get("status") == "True" else "NotReady"
     if (node.get("spec") or {}).get("unschedulable"):
         status += ",SchedulingDisabled"
-    roles = sorted(k.split("/", 1)[1] for k in node["metadata"].get("labels") or {}
-                   if k.startswith("node-role.kubernetes.io/"))
+    roles = sorted(
+        k.split("/", 1)[1]
+        for k in node["metadata"].get("labels") or {}
+        if k.startswith("node-role.kubernetes.io/")
+    )
     version = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")
-    return [status, ",".join(roles) or "<none>", human_age(
-        node["metadata"].get("creationTimestamp")), version]
+    return [
+        status,
+        ",".join(roles) or "<none>",
+        human_age(node["metadata"].get("creationTimestamp")),
+        version,
+    ]
 
 
 def _deployment_cells(obj: Obj) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    return [f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
-            status.get("updatedReplicas", 0), status.get("availableReplicas", 0),
-            human_age(obj["metadata"].get("creationTimestamp"))]
+    return [
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        status.get("updatedReplicas", 0),
+        status.get("availableReplicas", 0),
+        human_age(obj["metadata"].get("creationTimestamp")),
+    ]
 
 
 def _service_cells(obj: Obj) -> list[Any]:
     spec = obj.get("spec") or {}
     ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
-    return [spec.get("type", "ClusterIP"), spec.get("clusterIP") or "<none>", "<none>",
-            ports or "<none>", human_age(obj["metadata"].get("creationTimestamp"))]
+    return [
+        spec.get("type", "ClusterIP"),
+        spec.get("clusterIP") or "<none>",
+        "<none>",
+        ports or "<none>",
+        human_age(obj["metadata"].get("creationTimestamp")),
+    ]
 
 
 def _event_cells(obj: Obj) -> list[Any]:
     involved = obj.get("involvedObject") or obj.get("regarding") or {}
-    last = obj.get("lastTimestamp") or obj.get("eventTime") or obj["metadata"].get(
-        "creationTimestamp")
-    return [human_age(last), obj.get("type", ""), obj.get("reason", ""),
-            f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}",
-            obj.get("message") or obj.get("note") or ""]
+    last = (
+        obj.get("lastTimestamp") or obj.get("eventTime") or obj["metadata"].get("creationTimestamp")
+    )
+    return [
+        human_age(last),
+        obj.get("type", ""),
+        obj.get("reason", ""),
+        f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}",
+        obj.get("message") or obj.get("note") or "",
+    ]
 
 
 def _age(obj: Obj) -> str:
@@ -117,16 +159,25 @@ def _selector_text(selector: Obj | None) -> str:
 
 def _pdb_cells(obj: Obj) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    return [str(spec.get("minAvailable", "N/A")), str(spec.get("maxUnavailable", "N/A")),
-            status.get("disruptionsAllowed", 0), _age(obj)]
+    return [
+        str(spec.get("minAvailable", "N/A")),
+        str(spec.get("maxUnavailable", "N/A")),
+        status.get("disruptionsAllowed", 0),
+        _age(obj),
+    ]
 
 
 def _hpa_cells(obj: Obj) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     target = spec.get("scaleTargetRef") or {}
-    return [f"{target.get('kind', '')}/{target.get('name', '')}", "<unknown>",
-            spec.get("minReplicas", 1), spec.get("maxReplicas", 0),
-            status.get("currentReplicas", 0), _age(obj)]
+    return [
+        f"{target.get('kind', '')}/{target.get('name', '')}",
+        "<unknown>",
+        spec.get("minReplicas", 1),
+        spec.get("maxReplicas", 0),
+        status.get("currentReplicas", 0),
+        _age(obj),
+    ]
 
 
 def _quota_cells(obj: Obj) -> list[Any]:
@@ -141,64 +192,138 @@ def _quota_cells(obj: Obj) -> list[Any]:
 def _job_cells(obj: Obj) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-    state = "Complete" if conditions.get("Complete") == "True" else (
-        "Failed" if conditions.get("Failed") == "True" else "Running")
+    state = (
+        "Complete"
+        if conditions.get("Complete") == "True"
+        else ("Failed" if conditions.get("Failed") == "True" else "Running")
+    )
     return [state, f"{status.get('succeeded', 0)}/{spec.get('completions', 1)}", "", _age(obj)]
 
 
 _BUILTIN: dict[tuple[str, str], tuple[list[Obj], Callable[[Obj], list[Any]]]] = {
-    ("", "pods"): ([_col("Ready"), _col("Status"), _col("Restarts", "string"), _AGE,
-                    _col("IP", priority=1), _col("Node", priority=1)], _pod_cells),
+    ("", "pods"): (
+        [
+            _col("Ready"),
+            _col("Status"),
+            _col("Restarts", "string"),
+            _AGE,
+            _col("IP", priority=1),
+            _col("Node", priority=1),
+        ],
+        _pod_cells,
+    ),
     ("", "nodes"): ([_col("Status"), _col("Roles"), _AGE, _col("Version")], _node_cells),
-    ("", "namespaces"): ([_col("Status"), _AGE], lambda o: [
-        (o.get("status") or {}).get("phase", "Active"),
-        human_age(o["metadata"].get("creationTimestamp"))]),
-    ("", "configmaps"): ([_col("Data", "integer"), _AGE], lambda o: [
-        len(o.get("data") or {}) + len(o.get("binaryData") or {}),
-        human_age(o["metadata"].get("creationTimestamp"))]),
-    ("", "secrets"): ([_col("Type"), _col("Data", "integer"), _AGE], lambda o: [
-        o.get("type", "Opaque"), len(o.get("data") or {}),
-        human_age(o["metadata"].get("creationTimestamp"))]),
-    ("", "services"): ([_col("Type"), _col("Cluster-IP"), _col("External-IP"),
-                        _col("Port(s)"), _AGE], _service_cells),
-    ("apps", "deployments"): ([_col("Ready"), _col("Up-to-date", "integer"),
-                               _col("Available", "integer"), _AGE], _deployment_cells),
-    ("", "events"): ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"),
-                      _col("Message")], _event_cells),
-    ("", "serviceaccounts"): ([_col("Secrets", "integer"), _AGE], lambda o: [
-        len(o.get("secrets") or []), _age(o)]),
+    ("", "namespaces"): (
+        [_col("Status"), _AGE],
+        lambda o: [
+            (o.get("status") or {}).get("phase", "Active"),
+            human_age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    ("", "configmaps"): (
+        [_col("Data", "integer"), _AGE],
+        lambda o: [
+            len(o.get("data") or {}) + len(o.get("binaryData") or {}),
+            human_age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    ("", "secrets"): (
+        [_col("Type"), _col("Data", "integer"), _AGE],
+        lambda o: [
+            o.get("type", "Opaque"),
+            len(o.get("data") or {}),
+            human_age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    ("", "services"): (
+        [_col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"), _AGE],
+        _service_cells,
+    ),
+    ("apps", "deployments"): (
+        [_col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer"), _AGE],
+        _deployment_cells,
+    ),
+    ("", "events"): (
+        [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
+        _event_cells,
+    ),
+    ("", "serviceaccounts"): (
+        [_col("Secrets", "integer"), _AGE],
+        lambda o: [len(o.get("secrets") or []), _age(o)],
+    ),
     ("", "resourcequotas"): ([_AGE, _col("Request"), _col("Limit")], _quota_cells),
-    ("policy", "poddisruptionbudgets"): ([_col("Min Available"), _col("Max Unavailable"),
-                                          _col("Allowed Disruptions", "integer"), _AGE],
-                                         _pdb_cells),
+    ("policy", "poddisruptionbudgets"): (
+        [
+            _col("Min Available"),
+            _col("Max Unavailable"),
+            _col("Allowed Disruptions", "integer"),
+            _AGE,
+        ],
+        _pdb_cells,
+    ),
     ("autoscaling", "horizontalpodautoscalers"): (
-        [_col("Reference"), _col("Targets"), _col("MinPods", "integer"),
-         _col("MaxPods", "integer"), _col("Replicas", "integer"), _AGE], _hpa_cells),
-    ("networking.k8s.io", "networkpolicies"): ([_col("Pod-Selector"), _AGE], lambda o: [
-        _selector_text((o.get("spec") or {}).get("podSelector")), _age(o)]),
-    ("coordination.k8s.io", "leases"): ([_col("Holder"), _AGE], lambda o: [
-        (o.get("spec") or {}).get("holderIdentity", ""), _age(o)]),
-    ("rbac.authorization.k8s.io", "rolebindings"): ([_col("Role"), _AGE], lambda o: [
-        f"{(o.get('roleRef') or {}).get('kind')}/{(o.get('roleRef') or {}).get('name')}",
-        _age(o)]),
-    ("rbac.authorization.k8s.io", "clusterrolebindings"): ([_col("Role"), _AGE], lambda o: [
-        f"{(o.get('roleRef') or {}).get('kind')}/{(o.get('roleRef') or {}).get('name')}",
-        _age(o)]),
-    ("rbac.authorization.k8s.io", "roles"): ([_col("Created At", "date")], lambda o: [
-        o["metadata"].get("creationTimestamp")]),
-    ("rbac.authorization.k8s.io", "clusterroles"): ([_col("Created At", "date")], lambda o: [
-        o["metadata"].get("creationTimestamp")]),
-    ("apps", "replicasets"): ([_col("Desired", "integer"), _col("Current", "integer"),
-                               _col("Ready", "integer"), _AGE], lambda o: [
-        (o.get("spec") or {}).get("replicas", 1), (o.get("status") or {}).get("replicas", 0),
-        (o.get("status") or {}).get("readyReplicas", 0), _age(o)]),
-    ("apps", "statefulsets"): ([_col("Ready"), _AGE], lambda o: [
-        f"{(o.get('status') or {}).get('readyReplicas', 0)}/"
-        f"{(o.get('spec') or {}).get('replicas', 1)}", _age(o)]),
-    ("batch", "jobs"): ([_col("Status"), _col("Completions"), _col("Duration"), _AGE],
-                        _job_cells),
+        [
+            _col("Reference"),
+            _col("Targets"),
+            _col("MinPods", "integer"),
+            _col("MaxPods", "integer"),
+            _col("Replicas", "integer"),
+            _AGE,
+        ],
+        _hpa_cells,
+    ),
+    ("networking.k8s.io", "networkpolicies"): (
+        [_col("Pod-Selector"), _AGE],
+        lambda o: [_selector_text((o.get("spec") or {}).get("podSelector")), _age(o)],
+    ),
+    ("coordination.k8s.io", "leases"): (
+        [_col("Holder"), _AGE],
+        lambda o: [(o.get("spec") or {}).get("holderIdentity", ""), _age(o)],
+    ),
+    ("rbac.authorization.k8s.io", "rolebindings"): (
+        [_col("Role"), _AGE],
+        lambda o: [
+            f"{(o.get('roleRef') or {}).get('kind')}/{(o.get('roleRef') or {}).get('name')}",
+            _age(o),
+        ],
+    ),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): (
+        [_col("Role"), _AGE],
+        lambda o: [
+            f"{(o.get('roleRef') or {}).get('kind')}/{(o.get('roleRef') or {}).get('name')}",
+            _age(o),
+        ],
+    ),
+    ("rbac.authorization.k8s.io", "roles"): (
+        [_col("Created At", "date")],
+        lambda o: [o["metadata"].get("creationTimestamp")],
+    ),
+    ("rbac.authorization.k8s.io", "clusterroles"): (
+        [_col("Created At", "date")],
+        lambda o: [o["metadata"].get("creationTimestamp")],
+    ),
+    ("apps", "replicasets"): (
+        [_col("Desired", "integer"), _col("Current", "integer"), _col("Ready", "integer"), _AGE],
+        lambda o: [
+            (o.get("spec") or {}).get("replicas", 1),
+            (o.get("status") or {}).get("replicas", 0),
+            (o.get("status") or {}).get("readyReplicas", 0),
+            _age(o),
+        ],
+    ),
+    ("apps", "statefulsets"): (
+        [_col("Ready"), _AGE],
+        lambda o: [
+            f"{(o.get('status') or {}).get('readyReplicas', 0)}/"
+            f"{(o.get('spec') or {}).get('replicas', 1)}",
+            _age(o),
+        ],
+    ),
+    ("batch", "jobs"): ([_col("Status"), _col("Completions"), _col("Duration"), _AGE], _job_cells),
     ("apiextensions.k8s.io", "customresourcedefinitions"): (
-        [_col("Created At", "date")], lambda o: [o["metadata"].get("creationTimestamp")]),
+        [_col("Created At", "date")],
+        lambda o: [o["metadata"].get("creationTimestamp")],
+    ),
 }
 
 
@@ -209,8 +334,11 @@ def _cell(obj: Obj, column: Obj) -> Any:
         return None
     if not values:
         return None
-    value = values[0] if len(values) == 1 else ",".join(
-        json.dumps(v) if isinstance(v, dict | list) else str(v) for v in values)
+    value = (
+        values[0]
+        if len(values) == 1
+        else ",".join(json.dumps(v) if isinstance(v, dict | list) else str(v) for v in values)
+    )
     if column.get("type") == "date" and isinstance(value, str):
         return human_age(value)
     if isinstance(value, dict | list):
@@ -222,9 +350,15 @@ def columns_and_cells(resource: Resource) -> tuple[list[Obj], Callable[[Obj], li
     """The column definitions and the function that makes one row's cells."""
     if resource.is_crd and resource.printer_columns:
         columns = [_NAME] + [
-            {"name": c["name"], "type": c.get("type", "string"),
-             "format": c.get("format", ""), "description": c.get("description", ""),
-             "priority": c.get("priority", 0)} for c in resource.printer_columns]
+            {
+                "name": c["name"],
+                "type": c.get("type", "string"),
+                "format": c.get("format", ""),
+                "description": c.get("description", ""),
+                "priority": c.get("priority", 0),
+            }
+            for c in resource.printer_columns
+        ]
         specs = resource.printer_columns
 
         def crd_cells(obj: Obj) -> list[Any]:
@@ -235,17 +369,27 @@ def columns_and_cells(resource: Resource) -> tuple[list[Obj], Callable[[Obj], li
     if builtin is not None:
         extra, make = builtin
         return [_NAME, *extra], lambda obj: [obj["metadata"]["name"], *make(obj)]
-    return [_NAME, _AGE], lambda obj: [obj["metadata"]["name"],
-                                        human_age(obj["metadata"].get("creationTimestamp"))]
+    return [_NAME, _AGE], lambda obj: [
+        obj["metadata"]["name"],
+        human_age(obj["metadata"].get("creationTimestamp")),
+    ]
 
 
 def partial_metadata(obj: Obj) -> Obj:
-    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-            "metadata": obj["metadata"]}
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj["metadata"],
+    }
 
 
-def table(resource: Resource, objects: list[Obj], list_meta: Obj | None,
-          include_object: str = "Metadata", with_columns: bool = True) -> Obj:
+def table(
+    resource: Resource,
+    objects: list[Obj],
+    list_meta: Obj | None,
+    include_object: str = "Metadata",
+    with_columns: bool = True,
+) -> Obj:
     """A meta.k8s.io/v1 Table for one object or a list."""
     columns, cells = columns_and_cells(resource)
     rows = []
@@ -256,8 +400,12 @@ def table(resource: Resource, objects: list[Obj], list_meta: Obj | None,
         elif include_object != "None":
             row["object"] = partial_metadata(obj)
         rows.append(row)
-    result: Obj = {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
-                   "metadata": list_meta or {}, "rows": rows}
+    result: Obj = {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta or {},
+        "rows": rows,
+    }
     if with_columns:
         result["columnDefinitions"] = columns
     return result

@@ -46,17 +46,48 @@ def make_certificates(directory: str | None = None) -> Certificates:
     key, csr = os.path.join(directory, "server.key"), os.path.join(directory, "server.csr")
     cert, ext = os.path.join(directory, "server.crt"), os.path.join(directory, "server.ext")
     curve = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    _openssl("req", "-x509", *curve, "-keyout", ca_key, "-out", ca_cert, "-days", "3650",
-             "-subj", "/CN=devcluster-ca", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature")
+    _openssl(
+        "req",
+        "-x509",
+        *curve,
+        "-keyout",
+        ca_key,
+        "-out",
+        ca_cert,
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=devcluster-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    )
     _openssl("req", *curve, "-keyout", key, "-out", csr, "-subj", "/CN=devcluster-apiserver")
     with open(ext, "w", encoding="ascii") as handle:
-        handle.write("subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
-                     "DNS:kubernetes.default,DNS:kubernetes.default.svc\n"
-                     "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
-                     "keyUsage=critical,digitalSignature,keyEncipherment\n")
-    _openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
-             "-out", cert, "-days", "3650", "-extfile", ext)
+        handle.write(
+            "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
+            "DNS:kubernetes.default,DNS:kubernetes.default.svc\n"
+            "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        ca_cert,
+        "-CAkey",
+        ca_key,
+        "-CAcreateserial",
+        "-out",
+        cert,
+        "-days",
+        "3650",
+        "-extfile",
+        ext,
+    )
     for path in (ca_key, key):
         os.chmod(path, 0o600)
     return Certificates(directory, ca_cert, cert, key)

@@ -31,8 +31,14 @@ LABEL_MESSAGE = (
 
 # Kinds whose names must be DNS labels rather than subdomains.
 _LABEL_NAMED = {("", "Namespace"), ("", "Service")}
-_TYPE_NAMES = {"string": "string", "integer": "int", "number": "number", "boolean": "bool",
-               "object": "object", "array": "array"}
+_TYPE_NAMES = {
+    "string": "string",
+    "integer": "int",
+    "number": "number",
+    "boolean": "bool",
+    "object": "object",
+    "array": "array",
+}
 
 
 @dataclass
@@ -44,13 +50,19 @@ class Findings:
     unknown: list[str] = field(default_factory=list)
 
     def required(self, path: str) -> None:
-        self.causes.append({"reason": "FieldValueRequired", "message": "Required value",
-                            "field": path})
+        self.causes.append(
+            {"reason": "FieldValueRequired", "message": "Required value", "field": path}
+        )
 
     def invalid(self, path: str, value: Any, why: str) -> None:
         shown = f'"{value}"' if isinstance(value, str) else _json_value(value)
-        self.causes.append({"reason": "FieldValueInvalid",
-                            "message": f"Invalid value: {shown}: {why}", "field": path})
+        self.causes.append(
+            {
+                "reason": "FieldValueInvalid",
+                "message": f"Invalid value: {shown}: {why}",
+                "field": path,
+            }
+        )
 
 
 def _json_value(value: Any) -> str:
@@ -78,7 +90,8 @@ def _type_ok(value: Any, expected: str) -> bool:
         return isinstance(value, bool)
     if expected == "integer":
         return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer())
+            isinstance(value, float) and value.is_integer()
+        )
     if expected == "number":
         return isinstance(value, int | float) and not isinstance(value, bool)
     return True
@@ -93,15 +106,17 @@ def walk(value: Any, schema: dict[str, Any], path: str, findings: Findings) -> N
     if options is not None and "properties" not in schema:
         if not any(_type_ok(value, schemas.schema_type(o) or "") for o in options):
             findings.type_errors.append(
-                f"{path}: expected a string or a number, got {_json_value(value)}")
+                f"{path}: expected a string or a number, got {_json_value(value)}"
+            )
         return
     expected = schemas.schema_type(schema)
     if expected is None:
         return
     if not _type_ok(value, expected):
         findings.type_errors.append(
-            f'json: cannot unmarshal {_go_type(value)} into Go struct field .{path} of type '
-            f'{_TYPE_NAMES.get(expected, expected)}')
+            f"json: cannot unmarshal {_go_type(value)} into Go struct field .{path} of type "
+            f"{_TYPE_NAMES.get(expected, expected)}"
+        )
         return
     if expected == "object":
         _walk_object(value, schema, path, findings)
@@ -111,16 +126,19 @@ def walk(value: Any, schema: dict[str, Any], path: str, findings: Findings) -> N
             for index, item in enumerate(value):
                 walk(item, items, f"{path}[{index}]", findings)
     elif "enum" in schema and value not in schema["enum"]:
-        findings.causes.append({
-            "reason": "FieldValueNotSupported",
-            "message": f'Unsupported value: "{value}": supported values: '
-                       + ", ".join(f'"{v}"' for v in schema["enum"]),
-            "field": path,
-        })
+        findings.causes.append(
+            {
+                "reason": "FieldValueNotSupported",
+                "message": f'Unsupported value: "{value}": supported values: '
+                + ", ".join(f'"{v}"' for v in schema["enum"]),
+                "field": path,
+            }
+        )
 
 
-def _walk_object(value: dict[str, Any], schema: dict[str, Any], path: str,
-                 findings: Findings) -> None:
+def _walk_object(
+    value: dict[str, Any], schema: dict[str, Any], path: str, findings: Findings
+) -> None:
     properties = schema.get("properties")
     additional = schema.get("additionalProperties")
     for name in schema.get("required", ()):
@@ -154,39 +172,56 @@ def _go_type(value: Any) -> str:
     return "object"
 
 
-def validate_metadata(obj: dict[str, Any], group: str, kind: str, namespaced: bool,
-                      findings: Findings) -> None:
+def validate_metadata(
+    obj: dict[str, Any], group: str, kind: str, namespaced: bool, findings: Findings
+) -> None:
     """The object-meta checks the real server does for every kind."""
     meta = obj.get("metadata") or {}
     name = meta.get("name")
     if not name and not meta.get("generateName"):
-        findings.causes.append({"reason": "FieldValueRequired",
-                                "message": "name or generateName is required",
-                                "field": "metadata.name"})
+        findings.causes.append(
+            {
+                "reason": "FieldValueRequired",
+                "message": "name or generateName is required",
+                "field": "metadata.name",
+            }
+        )
     elif name:
         if (group, kind) in _LABEL_NAMED:
             if len(name) > 63 or not _DNS1123_LABEL.fullmatch(name):
                 findings.invalid("metadata.name", name, LABEL_MESSAGE)
         elif (len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name)) and not (
-                # RBAC names are path segments (`system:controller:x` is valid).
-                group == "rbac.authorization.k8s.io" and "/" not in name):
+            # RBAC names are path segments (`system:controller:x` is valid).
+            group == "rbac.authorization.k8s.io" and "/" not in name
+        ):
             findings.invalid("metadata.name", name, SUBDOMAIN_MESSAGE)
     for key, label in (meta.get("labels") or {}).items():
         prefix, _, short = key.rpartition("/")
-        if not short or len(short) > 63 or not _LABEL_NAME.fullmatch(short) or (
-                prefix and not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
-            findings.invalid("metadata.labels", key,
-                             "name part must consist of alphanumeric characters, '-', '_' or "
-                             "'.', and must start and end with an alphanumeric character")
+        if (
+            not short
+            or len(short) > 63
+            or not _LABEL_NAME.fullmatch(short)
+            or (prefix and not _DNS1123_SUBDOMAIN.fullmatch(prefix))
+        ):
+            findings.invalid(
+                "metadata.labels",
+                key,
+                "name part must consist of alphanumeric characters, '-', '_' or "
+                "'.', and must start and end with an alphanumeric character",
+            )
         if not isinstance(label, str) or len(label) > 63 or not _LABEL_VALUE.fullmatch(label):
-            findings.invalid("metadata.labels", label,
-                             "a valid label must be an empty string or consist of alphanumeric "
-                             "characters, '-', '_' or '.', and must start and end with an "
-                             "alphanumeric character")
+            findings.invalid(
+                "metadata.labels",
+                label,
+                "a valid label must be an empty string or consist of alphanumeric "
+                "characters, '-', '_' or '.', and must start and end with an "
+                "alphanumeric character",
+            )
 
 
-def validate_builtin(obj: dict[str, Any], definition: str, group: str, kind: str,
-                     namespaced: bool) -> Findings:
+def validate_builtin(
+    obj: dict[str, Any], definition: str, group: str, kind: str, namespaced: bool
+) -> Findings:
     """Walk a built-in object against its definition and add the kind's coded checks."""
     findings = Findings()
     walk(obj, {"$ref": "#/$defs/" + definition}, "", findings)
@@ -203,9 +238,13 @@ def validate_builtin(obj: dict[str, Any], definition: str, group: str, kind: str
             elif not _DNS1123_LABEL.fullmatch(cname):
                 findings.invalid(f"spec.containers[{index}].name", cname, LABEL_MESSAGE)
             if cname in seen:
-                findings.causes.append({"reason": "FieldValueDuplicate",
-                                        "message": f'Duplicate value: "{cname}"',
-                                        "field": f"spec.containers[{index}].name"})
+                findings.causes.append(
+                    {
+                        "reason": "FieldValueDuplicate",
+                        "message": f'Duplicate value: "{cname}"',
+                        "field": f"spec.containers[{index}].name",
+                    }
+                )
             seen.add(cname)
             if not container.get("image"):
                 findings.required(f"spec.containers[{index}].image")

@@ -34,10 +34,19 @@ class WatchOptions:
         self.field_selector = query.get("fieldSelector")
 
 
-async def stream(api: ApiServer, resource: Resource, namespace: str, name: str,  # noqa: PLR0917
-                 query: Mapping[str, str], send: Send, *, table_mode: str | None,
-                 bookmark_interval: float = 1.0, default_timeout: float = 1800.0,
-                 on_subscribe: Callable[[Subscriber], None] | None = None) -> None:
+async def stream(  # noqa: PLR0917 (mirrors the request's parts)
+    api: ApiServer,
+    resource: Resource,
+    namespace: str,
+    name: str,
+    query: Mapping[str, str],
+    send: Send,
+    *,
+    table_mode: str | None,
+    bookmark_interval: float = 1.0,
+    default_timeout: float = 1800.0,
+    on_subscribe: Callable[[Subscriber], None] | None = None,
+) -> None:
     """Send events until the timeout, a client disconnect or a dropped stream."""
     options = WatchOptions(query, default_timeout)
     label_match = parse_label_selector(options.label_selector)
@@ -60,8 +69,13 @@ async def stream(api: ApiServer, resource: Resource, namespace: str, name: str, 
     def encode(event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
         out = api.output(resource, obj)
         if table_mode is not None:
-            out = tables.table(resource, [out], {"resourceVersion": obj["metadata"].get(
-                "resourceVersion", "")}, table_mode, with_columns=first_table[0])
+            out = tables.table(
+                resource,
+                [out],
+                {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                table_mode,
+                with_columns=first_table[0],
+            )
             first_table[0] = False
         return {"type": event_type, "object": out}
 
@@ -73,13 +87,13 @@ async def stream(api: ApiServer, resource: Resource, namespace: str, name: str, 
         if rv_text in ("", "0") or options.send_initial:
             backlog = api.store.subscribe(subscriber, None)
             initial, current_rv = api.store.list(
-                resource.key, namespace if resource.namespaced and namespace else None)
+                resource.key, namespace if resource.namespaced and namespace else None
+            )
         else:
             try:
                 since = int(rv_text)
             except ValueError:
-                raise ApiError(400, "BadRequest",
-                               f"invalid resource version: {rv_text}") from None
+                raise ApiError(400, "BadRequest", f"invalid resource version: {rv_text}") from None
             backlog = api.store.subscribe(subscriber, since)
             current_rv = api.store.resource_version
     if on_subscribe is not None:
@@ -123,9 +137,12 @@ async def stream(api: ApiServer, resource: Resource, namespace: str, name: str, 
         api.store.unsubscribe(subscriber)
 
 
-async def _send_event(event: Event, selected: Callable[[Any], bool],
-                      encode: Callable[[str, dict[str, Any]], dict[str, Any]],
-                      send: Send) -> None:
+async def _send_event(
+    event: Event,
+    selected: Callable[[Any], bool],
+    encode: Callable[[str, dict[str, Any]], dict[str, Any]],
+    send: Send,
+) -> None:
     now_in = selected(event.obj)
     was_in = selected(event.old) if event.type == "MODIFIED" else now_in
     if event.type == "MODIFIED":
@@ -143,8 +160,7 @@ def _bookmark(resource: Resource, rv: int, initial_end: bool = False) -> dict[st
     metadata: dict[str, Any] = {"resourceVersion": str(rv)}
     if initial_end:
         metadata["annotations"] = {INITIAL_EVENTS_END: "true"}
-    return {"type": "BOOKMARK", "object": {"kind": resource.kind,
-                                           "apiVersion": resource.api_version,
-                                           "metadata": metadata}}
-
-
+    return {
+        "type": "BOOKMARK",
+        "object": {"kind": resource.kind, "apiVersion": resource.api_version, "metadata": metadata},
+    }

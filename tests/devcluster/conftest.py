@@ -41,21 +41,36 @@ class Devcluster:
     workdir: Path
     process: subprocess.Popen[bytes]
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                kubeconfig: str | None = None,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        kubeconfig: str | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
         """Real kubectl with its own HOME and cache dir."""
         home = self.workdir / "home"
         home.mkdir(exist_ok=True)
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home),
-               "KUBECONFIG": kubeconfig or self.kubeconfig}
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(home),
+            "KUBECONFIG": kubeconfig or self.kubeconfig,
+        }
         completed = subprocess.run(
             [KUBECTL, "--cache-dir", str(self.workdir / "kubectl-cache"), *args],
-            input=input, capture_output=True, text=True, env=env, timeout=timeout,
-            check=False)
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
         if check and completed.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({completed.returncode}):\n"
-                                 f"{completed.stdout}\n{completed.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({completed.returncode}):\n"
+                f"{completed.stdout}\n{completed.stderr}"
+            )
         return completed
 
     def api_client(self, token: str | None = None) -> kubernetes.client.ApiClient:
@@ -67,9 +82,15 @@ class Devcluster:
         configuration.api_key_prefix = {"authorization": "Bearer"}
         return kubernetes.client.ApiClient(configuration)
 
-    def request(self, method: str, path: str, body: Any = None, token: str | None = None,
-                headers: dict[str, str] | None = None,
-                content_type: str = "application/json") -> tuple[int, dict[str, str], Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, dict[str, str], Any]:
         """A raw HTTPS request; returns (status, headers, decoded JSON or text)."""
         data = None
         if body is not None:
@@ -94,8 +115,9 @@ class Devcluster:
         return status, response_headers, decoded
 
     def add_user(self, name: str, groups: list[str] | None = None) -> str:
-        status, _, body = self.request("POST", "/devcluster/v1/tokens",
-                                       {"user": name, "groups": groups or []})
+        status, _, body = self.request(
+            "POST", "/devcluster/v1/tokens", {"user": name, "groups": groups or []}
+        )
         assert status == 200, body
         return body["token"]
 
@@ -136,22 +158,44 @@ def devcluster() -> Iterator[Devcluster]:
     ready_file = workdir / "ready.json"
     log = open(workdir / "devcluster.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "devcluster", "--port", "0", "--kubeconfig", str(kubeconfig),
-         "--ready-file", str(ready_file), "--nodes", "2",
-         "--audit-log", str(workdir / "audit.jsonl")],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "devcluster",
+            "--port",
+            "0",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--ready-file",
+            str(ready_file),
+            "--nodes",
+            "2",
+            "--audit-log",
+            str(workdir / "audit.jsonl"),
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while not ready_file.exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("devcluster did not start:\n"
-                                   + (workdir / "devcluster.log").read_text())
+                raise RuntimeError(
+                    "devcluster did not start:\n" + (workdir / "devcluster.log").read_text()
+                )
             time.sleep(0.05)
         ready = json.loads(ready_file.read_text())
         config = yaml.safe_load(kubeconfig.read_text())
-        yield Devcluster(url=ready["url"], kubeconfig=str(kubeconfig),
-                         ca_file=ready["caFile"], token=config["users"][0]["user"]["token"],
-                         workdir=workdir, process=process)
+        yield Devcluster(
+            url=ready["url"],
+            kubeconfig=str(kubeconfig),
+            ca_file=ready["caFile"],
+            token=config["users"][0]["user"]["token"],
+            workdir=workdir,
+            process=process,
+        )
     finally:
         _stop(process)
         log.close()
@@ -161,8 +205,7 @@ def devcluster() -> Iterator[Devcluster]:
 def namespace(devcluster: Devcluster) -> Iterator[str]:
     """A fresh namespace per test, so tests never share objects."""
     name = f"t-{uuid.uuid4().hex[:10]}"
-    status, _, body = devcluster.request("POST", "/api/v1/namespaces",
-                                         {"metadata": {"name": name}})
+    status, _, body = devcluster.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
     assert status == 201, body
     yield name
     devcluster.request("DELETE", f"/api/v1/namespaces/{name}")
@@ -176,39 +219,72 @@ WIDGET_CRD: dict[str, Any] = {
     "spec": {
         "group": "test.devcluster.io",
         "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
-                  "shortNames": ["wd"], "categories": ["all"]},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True,
-            "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.size",
-                                                     "statusReplicasPath": ".status.size"}},
-            "additionalPrinterColumns": [
-                {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
-                {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}],
-            "schema": {"openAPIV3Schema": {
-                "type": "object",
-                "properties": {
-                    "spec": {
-                        "type": "object",
-                        "required": ["size"],
-                        "properties": {
-                            "size": {"type": "integer", "minimum": 1},
-                            "color": {"type": "string", "default": "blue",
-                                      "enum": ["blue", "red"]},
-                            "name": {"type": "string", "maxLength": 10,
-                                     "x-kubernetes-validations": [
-                                         {"rule": "self == oldSelf",
-                                          "message": "name is immutable"}]},
-                            "extra": {"type": "object",
-                                      "x-kubernetes-preserve-unknown-fields": True},
-                        },
+        "names": {
+            "plural": "widgets",
+            "singular": "widget",
+            "kind": "Widget",
+            "shortNames": ["wd"],
+            "categories": ["all"],
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {
+                    "status": {},
+                    "scale": {
+                        "specReplicasPath": ".spec.size",
+                        "statusReplicasPath": ".status.size",
                     },
-                    "status": {"type": "object", "properties": {
-                        "phase": {"type": "string"}, "size": {"type": "integer"}}},
                 },
-            }},
-        }],
+                "additionalPrinterColumns": [
+                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "integer", "minimum": 1},
+                                    "color": {
+                                        "type": "string",
+                                        "default": "blue",
+                                        "enum": ["blue", "red"],
+                                    },
+                                    "name": {
+                                        "type": "string",
+                                        "maxLength": 10,
+                                        "x-kubernetes-validations": [
+                                            {
+                                                "rule": "self == oldSelf",
+                                                "message": "name is immutable",
+                                            }
+                                        ],
+                                    },
+                                    "extra": {
+                                        "type": "object",
+                                        "x-kubernetes-preserve-unknown-fields": True,
+                                    },
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {
+                                    "phase": {"type": "string"},
+                                    "size": {"type": "integer"},
+                                },
+                            },
+                        },
+                    }
+                },
+            }
+        ],
     },
 }
 
@@ -216,8 +292,9 @@ WIDGET_CRD: dict[str, Any] = {
 @pytest.fixture
 def widget_crd(devcluster: Devcluster) -> dict[str, Any]:
     """The Widget CRD, installed (once per session; idempotent) and served."""
-    status, _, body = devcluster.request("POST", "/apis/apiextensions.k8s.io/v1/"
-                                         "customresourcedefinitions", WIDGET_CRD)
+    status, _, body = devcluster.request(
+        "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD
+    )
     assert status in (201, 409), body
     for _ in range(100):
         if devcluster.request("GET", "/apis/test.devcluster.io/v1")[0] == 200:

@@ -9,8 +9,12 @@ from kubernetes.client import ApiException
 
 
 def cm(name: str, data: dict[str, str] | None = None, **meta: object) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, **meta}, "data": data or {"a": "1"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, **meta},
+        "data": data or {"a": "1"},
+    }
 
 
 def test_metadata_set_by_the_server(devcluster, namespace, core):
@@ -21,27 +25,38 @@ def test_metadata_set_by_the_server(devcluster, namespace, core):
     second = core.create_namespaced_config_map(namespace, cm("m2"))
     assert int(second.metadata.resource_version) > int(created.metadata.resource_version)
     generated = core.create_namespaced_config_map(
-        namespace, {"metadata": {"generateName": "gen-"}, "data": {}})
+        namespace, {"metadata": {"generateName": "gen-"}, "data": {}}
+    )
     assert generated.metadata.name.startswith("gen-") and len(generated.metadata.name) == 9
 
 
 def test_create_answers_201_and_errors_are_status_objects(devcluster, namespace):
-    status, _, body = devcluster.request("POST", f"/api/v1/namespaces/{namespace}/configmaps",
-                                         cm("s1"))
+    status, _, body = devcluster.request(
+        "POST", f"/api/v1/namespaces/{namespace}/configmaps", cm("s1")
+    )
     assert status == 201
-    status, _, body = devcluster.request("POST", f"/api/v1/namespaces/{namespace}/configmaps",
-                                         cm("s1"))
+    status, _, body = devcluster.request(
+        "POST", f"/api/v1/namespaces/{namespace}/configmaps", cm("s1")
+    )
     assert (status, body["reason"], body["kind"]) == (409, "AlreadyExists", "Status")
     assert body["message"] == 'configmaps "s1" already exists'
     status, _, body = devcluster.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/x")
-    assert (status, body["reason"], body["message"]) == (404, "NotFound",
-                                                         'configmaps "x" not found')
-    status, _, body = devcluster.request("POST", f"/api/v1/namespaces/{namespace}/configmaps",
-                                         cm("Bad_Name"))
+    assert (status, body["reason"], body["message"]) == (
+        404,
+        "NotFound",
+        'configmaps "x" not found',
+    )
+    status, _, body = devcluster.request(
+        "POST", f"/api/v1/namespaces/{namespace}/configmaps", cm("Bad_Name")
+    )
     assert (status, body["reason"]) == (422, "Invalid")
     assert body["details"]["causes"][0]["field"] == "metadata.name"
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-           "spec": {"containers": [{"image": "x"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"image": "x"}]},
+    }
     status, _, body = devcluster.request("POST", f"/api/v1/namespaces/{namespace}/pods", pod)
     assert status == 422
     assert [c["field"] for c in body["details"]["causes"]] == ["spec.containers[0].name"]
@@ -62,16 +77,25 @@ def test_update_with_stale_resource_version_conflicts(namespace, core):
 
 def test_generation_counts_spec_changes_only(devcluster, namespace):
     apps = kubernetes.client.AppsV1Api(devcluster.api_client())
-    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "g"},
-                  "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}},
-                           "template": {"metadata": {"labels": {"a": "b"}},
-                                        "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "g"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+            },
+        },
+    }
     apps.create_namespaced_deployment(namespace, deployment)
-    labelled = apps.patch_namespaced_deployment("g", namespace,
-                                                {"metadata": {"labels": {"x": "y"}}})
+    labelled = apps.patch_namespaced_deployment(
+        "g", namespace, {"metadata": {"labels": {"x": "y"}}}
+    )
     assert labelled.metadata.generation == 1
-    status = apps.patch_namespaced_deployment_status("g", namespace,
-                                                     {"status": {"replicas": 5}})
+    status = apps.patch_namespaced_deployment_status("g", namespace, {"status": {"replicas": 5}})
     assert status.metadata.generation == 1 and status.status.replicas == 5
     scaled = apps.patch_namespaced_deployment("g", namespace, {"spec": {"replicas": 3}})
     assert scaled.metadata.generation == 2
@@ -79,48 +103,72 @@ def test_generation_counts_spec_changes_only(devcluster, namespace):
     ignored = apps.patch_namespaced_deployment("g", namespace, {"status": {"replicas": 9}})
     assert ignored.status.replicas == 5
     spec_via_status = apps.patch_namespaced_deployment_status(
-        "g", namespace, {"spec": {"replicas": 7}})
+        "g", namespace, {"spec": {"replicas": 7}}
+    )
     assert spec_via_status.spec.replicas == 3
 
 
 def test_patch_flavours(devcluster, namespace):
     path = f"/api/v1/namespaces/{namespace}/pods"
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pp", "labels": {"a": "1"}},
-           "spec": {"containers": [{"name": "one", "image": "i1"},
-                                   {"name": "two", "image": "i2"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pp", "labels": {"a": "1"}},
+        "spec": {"containers": [{"name": "one", "image": "i1"}, {"name": "two", "image": "i2"}]},
+    }
     assert devcluster.request("POST", path, pod)[0] == 201
     # Strategic merge: containers merge by name.
     status, _, body = devcluster.request(
-        "PATCH", f"{path}/pp", {"spec": {"containers": [{"name": "two", "image": "i3"}]}},
-        content_type="application/strategic-merge-patch+json")
+        "PATCH",
+        f"{path}/pp",
+        {"spec": {"containers": [{"name": "two", "image": "i3"}]}},
+        content_type="application/strategic-merge-patch+json",
+    )
     assert status == 200, body
     assert [(c["name"], c["image"]) for c in body["spec"]["containers"]] == [
-        ("one", "i1"), ("two", "i3")]
+        ("one", "i1"),
+        ("two", "i3"),
+    ]
     # Merge patch: lists are replaced, null deletes.
-    status, _, body = devcluster.request("PATCH", f"{path}/pp",
-                                         {"metadata": {"labels": {"a": None, "b": "2"}}},
-                                         content_type="application/merge-patch+json")
+    status, _, body = devcluster.request(
+        "PATCH",
+        f"{path}/pp",
+        {"metadata": {"labels": {"a": None, "b": "2"}}},
+        content_type="application/merge-patch+json",
+    )
     assert body["metadata"]["labels"] == {"b": "2"}
     status, _, body = devcluster.request(
-        "PATCH", f"{path}/pp", [{"op": "replace", "path": "/metadata/labels/b", "value": "3"}],
-        content_type="application/json-patch+json")
+        "PATCH",
+        f"{path}/pp",
+        [{"op": "replace", "path": "/metadata/labels/b", "value": "3"}],
+        content_type="application/json-patch+json",
+    )
     assert body["metadata"]["labels"] == {"b": "3"}
     status, _, body = devcluster.request(
-        "PATCH", f"{path}/pp", [{"op": "test", "path": "/metadata/labels/b", "value": "x"}],
-        content_type="application/json-patch+json")
+        "PATCH",
+        f"{path}/pp",
+        [{"op": "test", "path": "/metadata/labels/b", "value": "x"}],
+        content_type="application/json-patch+json",
+    )
     assert status == 422
 
 
 def test_server_side_apply_removes_fields_the_manager_dropped(devcluster, namespace):
     path = f"/api/v1/namespaces/{namespace}/configmaps/ssa?fieldManager=tool"
-    applied = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"},
-               "data": {"a": "1", "b": "2"}}
-    status, _, body = devcluster.request("PATCH", path, applied,
-                                         content_type="application/apply-patch+yaml")
+    applied = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "ssa"},
+        "data": {"a": "1", "b": "2"},
+    }
+    status, _, body = devcluster.request(
+        "PATCH", path, applied, content_type="application/apply-patch+yaml"
+    )
     assert status == 201, body
     applied["data"] = {"a": "1"}
-    status, _, body = devcluster.request("PATCH", path, applied,
-                                         content_type="application/apply-patch+yaml")
+    status, _, body = devcluster.request(
+        "PATCH", path, applied, content_type="application/apply-patch+yaml"
+    )
     assert status == 200 and body["data"] == {"a": "1"}
     assert body["metadata"]["managedFields"][0]["manager"] == "tool"
 
@@ -167,8 +215,7 @@ def test_selectors_on_list(devcluster, namespace, core):
 
 def test_pagination_and_deletecollection(namespace, core):
     for index in range(7):
-        core.create_namespaced_config_map(namespace, cm(f"page-{index}",
-                                                        labels={"batch": "x"}))
+        core.create_namespaced_config_map(namespace, cm(f"page-{index}", labels={"batch": "x"}))
     names, token = [], None
     while True:
         page = core.list_namespaced_config_map(namespace, limit=3, _continue=token)
@@ -184,14 +231,16 @@ def test_pagination_and_deletecollection(namespace, core):
 def test_table_output(devcluster, namespace):
     devcluster.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", cm("t"))
     accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-    status, _, table = devcluster.request("GET", f"/api/v1/namespaces/{namespace}/configmaps",
-                                          headers={"Accept": accept})
+    status, _, table = devcluster.request(
+        "GET", f"/api/v1/namespaces/{namespace}/configmaps", headers={"Accept": accept}
+    )
     assert status == 200 and table["kind"] == "Table"
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
     assert table["rows"][0]["cells"][:2] == ["t", 1]
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
-    _, _, single = devcluster.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/t",
-                                      headers={"Accept": accept})
+    _, _, single = devcluster.request(
+        "GET", f"/api/v1/namespaces/{namespace}/configmaps/t", headers={"Accept": accept}
+    )
     assert single["kind"] == "Table" and len(single["rows"]) == 1
 
 
@@ -204,14 +253,33 @@ def test_discovery_openapi_and_health(devcluster):
     assert devcluster.request("GET", "/api", token="")[0] == 401
     _, _, groups = devcluster.request("GET", "/apis")
     names = {g["name"] for g in groups["groups"]}
-    assert {"apps", "rbac.authorization.k8s.io", "coordination.k8s.io", "policy",
-            "autoscaling", "networking.k8s.io", "apiextensions.k8s.io",
-            "events.k8s.io"} <= names
+    assert {
+        "apps",
+        "rbac.authorization.k8s.io",
+        "coordination.k8s.io",
+        "policy",
+        "autoscaling",
+        "networking.k8s.io",
+        "apiextensions.k8s.io",
+        "events.k8s.io",
+    } <= names
     _, _, resources = devcluster.request("GET", "/api/v1")
     listed = {r["name"] for r in resources["resources"]}
-    assert {"pods", "pods/log", "pods/status", "pods/eviction", "serviceaccounts/token",
-            "namespaces", "nodes", "events", "configmaps", "secrets", "services",
-            "resourcequotas", "limitranges"} <= listed
+    assert {
+        "pods",
+        "pods/log",
+        "pods/status",
+        "pods/eviction",
+        "serviceaccounts/token",
+        "namespaces",
+        "nodes",
+        "events",
+        "configmaps",
+        "secrets",
+        "services",
+        "resourcequotas",
+        "limitranges",
+    } <= listed
     _, _, index = devcluster.request("GET", "/openapi/v3")
     url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
     _, _, document = devcluster.request("GET", url)
@@ -224,54 +292,105 @@ def test_discovery_openapi_and_health(devcluster):
 
 def test_strategic_merge_replace_strategy_and_directives(devcluster, namespace):
     base = f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
-    pdb = {"metadata": {"name": "b"},
-           "spec": {"minAvailable": 1, "selector": {"matchLabels": {"a": "1", "b": "2"}}}}
+    pdb = {
+        "metadata": {"name": "b"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"a": "1", "b": "2"}}},
+    }
     devcluster.request("POST", base, pdb)
-    _, _, body = devcluster.request("PATCH", f"{base}/b",
-                                    {"spec": {"selector": {"matchLabels": {"c": "3"}}}},
-                                    content_type="application/strategic-merge-patch+json")
+    _, _, body = devcluster.request(
+        "PATCH",
+        f"{base}/b",
+        {"spec": {"selector": {"matchLabels": {"c": "3"}}}},
+        content_type="application/strategic-merge-patch+json",
+    )
     assert body["spec"]["selector"] == {"matchLabels": {"c": "3"}}
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    devcluster.request("POST", pods, {"metadata": {"name": "d"}, "spec": {"containers": [
-        {"name": "one", "image": "i"}, {"name": "two", "image": "i"}]}})
+    devcluster.request(
+        "POST",
+        pods,
+        {
+            "metadata": {"name": "d"},
+            "spec": {"containers": [{"name": "one", "image": "i"}, {"name": "two", "image": "i"}]},
+        },
+    )
     _, _, body = devcluster.request(
-        "PATCH", f"{pods}/d", {"metadata": {"finalizers": ["x/y"]}},
-        content_type="application/strategic-merge-patch+json")
+        "PATCH",
+        f"{pods}/d",
+        {"metadata": {"finalizers": ["x/y"]}},
+        content_type="application/strategic-merge-patch+json",
+    )
     _, _, body = devcluster.request(
-        "PATCH", f"{pods}/d", {"metadata": {"$deleteFromPrimitiveList/finalizers": ["x/y"]}},
-        content_type="application/strategic-merge-patch+json")
+        "PATCH",
+        f"{pods}/d",
+        {"metadata": {"$deleteFromPrimitiveList/finalizers": ["x/y"]}},
+        content_type="application/strategic-merge-patch+json",
+    )
     assert not body["metadata"].get("finalizers")
 
 
 def test_eviction_and_binding(devcluster, namespace):
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    devcluster.request("POST", pods, {"metadata": {"name": "e", "labels": {"app": "e"}},
-                                      "spec": {"containers": [{"name": "c", "image": "i"}]}})
-    status, _, body = devcluster.request("POST", f"{pods}/e/binding", {
-        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "e"},
-        "target": {"kind": "Node", "name": "devcluster-node-1"}})
+    devcluster.request(
+        "POST",
+        pods,
+        {
+            "metadata": {"name": "e", "labels": {"app": "e"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+        },
+    )
+    status, _, body = devcluster.request(
+        "POST",
+        f"{pods}/e/binding",
+        {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": "e"},
+            "target": {"kind": "Node", "name": "devcluster-node-1"},
+        },
+    )
     assert status == 201, body
     _, _, pod = devcluster.request("GET", f"{pods}/e")
     assert pod["spec"]["nodeName"] == "devcluster-node-1"
-    assert {"type": "PodScheduled", "status": "True"}.items() <= \
-        pod["status"]["conditions"][0].items()
-    status, _, _ = devcluster.request("POST", f"{pods}/e/binding", {
-        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "e"},
-        "target": {"kind": "Node", "name": "devcluster-node-2"}})
+    assert {"type": "PodScheduled", "status": "True"}.items() <= pod["status"]["conditions"][
+        0
+    ].items()
+    status, _, _ = devcluster.request(
+        "POST",
+        f"{pods}/e/binding",
+        {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": "e"},
+            "target": {"kind": "Node", "name": "devcluster-node-2"},
+        },
+    )
     assert status == 409
     # A running, ready pod protected by a PDB cannot be evicted.
-    devcluster.request("PATCH", f"{pods}/e/status", {"status": {
-        "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
-        content_type="application/merge-patch+json")
-    devcluster.request("POST", f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets",
-                       {"metadata": {"name": "keep"},
-                        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "e"}}}})
-    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "e"},
-                "deleteOptions": {"gracePeriodSeconds": 0}}
+    devcluster.request(
+        "PATCH",
+        f"{pods}/e/status",
+        {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+        content_type="application/merge-patch+json",
+    )
+    devcluster.request(
+        "POST",
+        f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets",
+        {
+            "metadata": {"name": "keep"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "e"}}},
+        },
+    )
+    eviction = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": "e"},
+        "deleteOptions": {"gracePeriodSeconds": 0},
+    }
     status, _, body = devcluster.request("POST", f"{pods}/e/eviction", eviction)
     assert (status, body["reason"]) == (429, "TooManyRequests")
-    devcluster.request("DELETE",
-                       f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/keep")
+    devcluster.request(
+        "DELETE", f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/keep"
+    )
     status, _, _ = devcluster.request("POST", f"{pods}/e/eviction", eviction)
     assert status == 201
     assert devcluster.request("GET", f"{pods}/e")[0] == 404
@@ -284,11 +403,13 @@ def test_partial_object_metadata_and_delete_preconditions(devcluster, namespace)
     _, _, listed = devcluster.request("GET", base, headers={"Accept": accept})
     assert listed["kind"] == "PartialObjectMetadataList"
     assert listed["items"][0]["metadata"]["name"] == "pm" and "data" not in listed["items"][0]
-    status, _, body = devcluster.request("DELETE", f"{base}/pm", {
-        "preconditions": {"uid": "00000000-0000-0000-0000-000000000000"}})
+    status, _, body = devcluster.request(
+        "DELETE", f"{base}/pm", {"preconditions": {"uid": "00000000-0000-0000-0000-000000000000"}}
+    )
     assert status == 409 and "Precondition failed" in body["message"]
-    status, _, body = devcluster.request("DELETE", f"{base}/pm", {
-        "preconditions": {"uid": created["metadata"]["uid"]}})
+    status, _, body = devcluster.request(
+        "DELETE", f"{base}/pm", {"preconditions": {"uid": created["metadata"]["uid"]}}
+    )
     assert status == 200 and body["status"] == "Success"
 
 
@@ -300,9 +421,16 @@ def test_openapi_v2_json(devcluster):
 
 def test_methods_a_resource_does_not_allow(devcluster, namespace):
     base = f"/api/v1/namespaces/{namespace}"
-    devcluster.request("POST", f"{base}/pods", {"metadata": {"name": "m"}, "spec": {
-        "containers": [{"name": "c", "image": "i"}]}})
-    for method, path in (("GET", f"{base}/pods/m/eviction"), ("PUT", f"{base}/pods/m/log"),
-                         ("PUT", f"{base}/configmaps"), ("DELETE", "/api/v1/namespaces")):
+    devcluster.request(
+        "POST",
+        f"{base}/pods",
+        {"metadata": {"name": "m"}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+    )
+    for method, path in (
+        ("GET", f"{base}/pods/m/eviction"),
+        ("PUT", f"{base}/pods/m/log"),
+        ("PUT", f"{base}/configmaps"),
+        ("DELETE", "/api/v1/namespaces"),
+    ):
         status, _, body = devcluster.request(method, path, {})
         assert (status, body["reason"]) == (405, "MethodNotAllowed"), (method, path)

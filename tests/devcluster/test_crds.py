@@ -9,13 +9,18 @@ GROUP = "/apis/test.devcluster.io/v1"
 
 
 def widget(object_name: str, **spec) -> dict:
-    return {"apiVersion": "test.devcluster.io/v1", "kind": "Widget",
-            "metadata": {"name": object_name}, "spec": {"size": 1, **spec}}
+    return {
+        "apiVersion": "test.devcluster.io/v1",
+        "kind": "Widget",
+        "metadata": {"name": object_name},
+        "spec": {"size": 1, **spec},
+    }
 
 
 def test_crd_is_established_and_served(devcluster, widget_crd):
-    _, _, crd = devcluster.request("GET", "/apis/apiextensions.k8s.io/v1/"
-                                   "customresourcedefinitions/widgets.test.devcluster.io")
+    _, _, crd = devcluster.request(
+        "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.test.devcluster.io"
+    )
     conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
     assert conditions == {"NamesAccepted": "True", "Established": "True"}
     _, _, resources = devcluster.request("GET", GROUP)
@@ -51,8 +56,9 @@ def test_defaulting_and_pruning(devcluster, widget_crd, namespace):
     assert created["spec"] == {"size": 1, "color": "blue", "extra": {"kept": {"deep": [1, 2]}}}
     assert "topLevel" not in created
     assert "unknown field" in headers["Warning"]
-    status, _, answer = devcluster.request("POST", base + "?fieldValidation=Strict",
-                                           widget("strict", unknown=1))
+    status, _, answer = devcluster.request(
+        "POST", base + "?fieldValidation=Strict", widget("strict", unknown=1)
+    )
     assert status == 400 and 'unknown field "spec.unknown"' in answer["message"]
 
 
@@ -63,38 +69,52 @@ def test_status_subresource_is_separate_and_pruned(devcluster, widget_crd, names
     _, _, created = devcluster.request("POST", base, body)
     assert "status" not in created
     merge = "application/merge-patch+json"
-    _, _, patched = devcluster.request("PATCH", f"{base}/st/status",
-                                       {"status": {"phase": "Ready", "undeclared": 1},
-                                        "spec": {"size": 9}}, content_type=merge)
+    _, _, patched = devcluster.request(
+        "PATCH",
+        f"{base}/st/status",
+        {"status": {"phase": "Ready", "undeclared": 1}, "spec": {"size": 9}},
+        content_type=merge,
+    )
     assert patched["status"] == {"phase": "Ready"}
     assert patched["spec"]["size"] == 1
     assert patched["metadata"]["generation"] == 1
-    _, _, main = devcluster.request("PATCH", f"{base}/st",
-                                    {"status": {"phase": "Nope"}, "spec": {"size": 2}},
-                                    content_type=merge)
+    _, _, main = devcluster.request(
+        "PATCH",
+        f"{base}/st",
+        {"status": {"phase": "Nope"}, "spec": {"size": 2}},
+        content_type=merge,
+    )
     assert main["status"] == {"phase": "Ready"} and main["spec"]["size"] == 2
     assert main["metadata"]["generation"] == 2
 
 
-def test_strategic_merge_patch_is_refused_for_custom_resources(devcluster, widget_crd,
-                                                               namespace):
+def test_strategic_merge_patch_is_refused_for_custom_resources(devcluster, widget_crd, namespace):
     base = f"{GROUP}/namespaces/{namespace}/widgets"
     devcluster.request("POST", base, widget("smp"))
-    status, _, body = devcluster.request("PATCH", f"{base}/smp", {"spec": {"size": 2}},
-                                         content_type="application/strategic-merge-patch+json")
+    status, _, body = devcluster.request(
+        "PATCH",
+        f"{base}/smp",
+        {"spec": {"size": 2}},
+        content_type="application/strategic-merge-patch+json",
+    )
     assert (status, body["reason"]) == (415, "UnsupportedMediaType")
 
 
 def test_immutable_field_rule(devcluster, widget_crd, namespace):
     base = f"{GROUP}/namespaces/{namespace}/widgets"
     devcluster.request("POST", base, widget("imm", name="first"))
-    status, _, body = devcluster.request("PATCH", f"{base}/imm", {"spec": {"name": "second"}},
-                                         content_type="application/merge-patch+json")
+    status, _, body = devcluster.request(
+        "PATCH",
+        f"{base}/imm",
+        {"spec": {"name": "second"}},
+        content_type="application/merge-patch+json",
+    )
     assert status == 422
     assert body["details"]["causes"][0]["field"] == "spec.name"
     assert "name is immutable" in body["message"]
-    status, _, _ = devcluster.request("PATCH", f"{base}/imm", {"spec": {"size": 4}},
-                                      content_type="application/merge-patch+json")
+    status, _, _ = devcluster.request(
+        "PATCH", f"{base}/imm", {"spec": {"size": 4}}, content_type="application/merge-patch+json"
+    )
     assert status == 200
 
 
@@ -104,9 +124,11 @@ def test_unknown_cel_rule_is_refused_at_crd_creation(devcluster, widget_crd):
     crd["spec"]["names"] = {"plural": "gadgets", "kind": "Gadget"}
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     schema["properties"]["spec"]["x-kubernetes-validations"] = [
-        {"rule": "self.all(x, x > 0)", "message": "positive"}]
+        {"rule": "self.all(x, x > 0)", "message": "positive"}
+    ]
     status, _, body = devcluster.request(
-        "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+        "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd
+    )
     assert status == 422
     assert "cannot evaluate this CEL rule" in body["message"]
     assert "x-kubernetes-validations[0].rule" in body["details"]["causes"][0]["field"]
@@ -119,18 +141,24 @@ def test_cel_rules_beyond_immutability(devcluster, widget_crd, namespace):
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     schema["properties"]["spec"]["x-kubernetes-validations"] = [
         {"rule": "self.size <= 10", "message": "size is at most 10"},
-        {"rule": "has(self.color) == has(oldSelf.color)", "message": "color stays"}]
+        {"rule": "has(self.color) == has(oldSelf.color)", "message": "color stays"},
+    ]
     path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     assert devcluster.request("POST", path, crd)[0] == 201
     base = f"{GROUP}/namespaces/{namespace}/doohickeys"
-    body = {"apiVersion": "test.devcluster.io/v1", "kind": "Doohickey",
-            "metadata": {"name": "d"}, "spec": {"size": 11}}
+    body = {
+        "apiVersion": "test.devcluster.io/v1",
+        "kind": "Doohickey",
+        "metadata": {"name": "d"},
+        "spec": {"size": 11},
+    }
     status, _, answer = devcluster.request("POST", base, body)
     assert status == 422 and "size is at most 10" in answer["message"]
     body["spec"]["size"] = 3
     assert devcluster.request("POST", base, body)[0] == 201
-    status, _, answer = devcluster.request("PATCH", f"{base}/d", {"spec": {"size": 12}},
-                                           content_type="application/merge-patch+json")
+    status, _, answer = devcluster.request(
+        "PATCH", f"{base}/d", {"spec": {"size": 12}}, content_type="application/merge-patch+json"
+    )
     assert status == 422 and answer["details"]["causes"][0]["field"] == "spec"
 
 
@@ -153,8 +181,12 @@ def test_deleting_the_crd_removes_its_objects(devcluster, widget_crd, namespace)
     assert status == 201
     assert "customresourcecleanup.apiextensions.k8s.io" in created["metadata"]["finalizers"]
     base = f"{GROUP}/namespaces/{namespace}/gizmos"
-    gizmo = {"apiVersion": "test.devcluster.io/v1", "kind": "Gizmo",
-             "metadata": {"name": "g", "finalizers": ["test/hold"]}, "spec": {"size": 1}}
+    gizmo = {
+        "apiVersion": "test.devcluster.io/v1",
+        "kind": "Gizmo",
+        "metadata": {"name": "g", "finalizers": ["test/hold"]},
+        "spec": {"size": 1},
+    }
     assert devcluster.request("POST", base, gizmo)[0] == 201
     devcluster.request("DELETE", f"{path}/gizmos.test.devcluster.io")
     time.sleep(0.3)
@@ -165,8 +197,12 @@ def test_deleting_the_crd_removes_its_objects(devcluster, widget_crd, namespace)
     gizmo["metadata"]["name"] = "late"
     status, _, body = devcluster.request("POST", base, gizmo)
     assert status == 405 and "terminating" in body["message"]
-    devcluster.request("PATCH", f"{base}/g", {"metadata": {"finalizers": None}},
-                       content_type="application/merge-patch+json")
+    devcluster.request(
+        "PATCH",
+        f"{base}/g",
+        {"metadata": {"finalizers": None}},
+        content_type="application/merge-patch+json",
+    )
     deadline = time.monotonic() + 5
     while devcluster.request("GET", f"{path}/gizmos.test.devcluster.io")[0] != 404:
         assert time.monotonic() < deadline, "the CRD was never removed"

@@ -22,8 +22,13 @@ def cm(name: str, **meta) -> dict:
 
 
 def owner_ref(owner: dict) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "name": owner["metadata"]["name"],
-            "uid": owner["metadata"]["uid"], "blockOwnerDeletion": True}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "blockOwnerDeletion": True,
+    }
 
 
 def test_finalizers_hold_deletion(devcluster, namespace):
@@ -33,12 +38,19 @@ def test_finalizers_hold_deletion(devcluster, namespace):
     assert status == 200 and body["metadata"]["deletionTimestamp"]
     assert body["metadata"]["deletionGracePeriodSeconds"] == 0
     assert devcluster.request("GET", f"{base}/fin")[0] == 200
-    status, _, body = devcluster.request("PATCH", f"{base}/fin",
-                                         {"metadata": {"finalizers": ["test/hold", "new"]}},
-                                         content_type="application/merge-patch+json")
+    status, _, body = devcluster.request(
+        "PATCH",
+        f"{base}/fin",
+        {"metadata": {"finalizers": ["test/hold", "new"]}},
+        content_type="application/merge-patch+json",
+    )
     assert status == 403  # no new finalizers while deleting
-    devcluster.request("PATCH", f"{base}/fin", {"metadata": {"finalizers": None}},
-                       content_type="application/merge-patch+json")
+    devcluster.request(
+        "PATCH",
+        f"{base}/fin",
+        {"metadata": {"finalizers": None}},
+        content_type="application/merge-patch+json",
+    )
     assert devcluster.request("GET", f"{base}/fin")[0] == 404
 
 
@@ -58,8 +70,9 @@ def test_background_propagation_collects_dependents(devcluster, namespace):
 
 def test_foreground_propagation_waits_for_dependents(devcluster, namespace):
     base, _ = _family(devcluster, namespace, "fg")
-    _status, _, body = devcluster.request("DELETE", f"{base}/fg",
-                                         {"propagationPolicy": "Foreground"})
+    _status, _, body = devcluster.request(
+        "DELETE", f"{base}/fg", {"propagationPolicy": "Foreground"}
+    )
     assert "foregroundDeletion" in body["metadata"]["finalizers"]
     wait_for(lambda: devcluster.request("GET", f"{base}/fg-child")[0] == 404)
     wait_for(lambda: devcluster.request("GET", f"{base}/fg")[0] == 404)
@@ -89,16 +102,23 @@ def test_kubectl_delete_cascades(devcluster, namespace):
 
 def test_graceful_pod_deletion_without_a_node_agent(devcluster, namespace):
     base = f"/api/v1/namespaces/{namespace}/pods"
-    pod = {"metadata": {"name": "bound"},
-           "spec": {"nodeName": "devcluster-node-1", "terminationGracePeriodSeconds": 1,
-                    "containers": [{"name": "c", "image": "i"}]}}
+    pod = {
+        "metadata": {"name": "bound"},
+        "spec": {
+            "nodeName": "devcluster-node-1",
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "c", "image": "i"}],
+        },
+    }
     devcluster.request("POST", base, pod)
     status, _, body = devcluster.request("DELETE", f"{base}/bound")
     assert status == 200 and body["metadata"]["deletionGracePeriodSeconds"] == 1
     assert devcluster.request("GET", f"{base}/bound")[0] == 200  # still terminating
     wait_for(lambda: devcluster.request("GET", f"{base}/bound")[0] == 404, timeout=5)
-    unbound = {"metadata": {"name": "unbound"},
-               "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    unbound = {
+        "metadata": {"name": "unbound"},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+    }
     devcluster.request("POST", base, unbound)
     devcluster.request("DELETE", f"{base}/unbound")
     assert devcluster.request("GET", f"{base}/unbound")[0] == 404  # never scheduled: at once
@@ -106,9 +126,10 @@ def test_graceful_pod_deletion_without_a_node_agent(devcluster, namespace):
 
 def test_grace_period_zero_deletes_at_once(devcluster, namespace):
     base = f"/api/v1/namespaces/{namespace}/pods"
-    pod = {"metadata": {"name": "now"},
-           "spec": {"nodeName": "devcluster-node-1",
-                    "containers": [{"name": "c", "image": "i"}]}}
+    pod = {
+        "metadata": {"name": "now"},
+        "spec": {"nodeName": "devcluster-node-1", "containers": [{"name": "c", "image": "i"}]},
+    }
     devcluster.request("POST", base, pod)
     devcluster.request("DELETE", f"{base}/now?gracePeriodSeconds=0")
     assert devcluster.request("GET", f"{base}/now")[0] == 404
@@ -128,8 +149,12 @@ def test_namespace_deletion_removes_contents(devcluster, with_finalizer):
     if with_finalizer:
         time.sleep(0.3)
         assert devcluster.request("GET", f"/api/v1/namespaces/{name}")[0] == 200
-        devcluster.request("PATCH", f"{base}/inside", {"metadata": {"finalizers": None}},
-                           content_type="application/merge-patch+json")
+        devcluster.request(
+            "PATCH",
+            f"{base}/inside",
+            {"metadata": {"finalizers": None}},
+            content_type="application/merge-patch+json",
+        )
     wait_for(lambda: devcluster.request("GET", f"/api/v1/namespaces/{name}")[0] == 404)
     assert devcluster.request("GET", f"{base}/inside")[0] == 404
 
@@ -140,15 +165,22 @@ def test_live_node_agent_confirms_graceful_deletion(devcluster, namespace):
 
     node = "devcluster-node-2"
     renew = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    lease = {"metadata": {"name": node},
-             "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": renew}}
+    lease = {
+        "metadata": {"name": node},
+        "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": renew},
+    }
     leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
     assert devcluster.request("POST", leases, lease)[0] == 201
     try:
         base = f"/api/v1/namespaces/{namespace}/pods"
-        pod = {"metadata": {"name": "agent"},
-               "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
-                        "containers": [{"name": "c", "image": "i"}]}}
+        pod = {
+            "metadata": {"name": "agent"},
+            "spec": {
+                "nodeName": node,
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "c", "image": "i"}],
+            },
+        }
         devcluster.request("POST", base, pod)
         devcluster.request("DELETE", f"{base}/agent")
         time.sleep(1.5)

@@ -19,12 +19,16 @@ def victim(devcluster):
     devcluster.request("DELETE", "/devcluster/v1/faults")
 
 
-@pytest.mark.parametrize(("code", "reason"), [(500, "InternalError"),
-                                              (429, "TooManyRequests"), (409, "Conflict")])
+@pytest.mark.parametrize(
+    ("code", "reason"), [(500, "InternalError"), (429, "TooManyRequests"), (409, "Conflict")]
+)
 def test_requests_fail_for_the_chosen_user_only(devcluster, namespace, victim, code, reason):
     name, token = victim
-    status, _, _ = devcluster.request("POST", "/devcluster/v1/faults", {"rules": [
-        {"status": code, "fraction": 1.0, "users": [name], "verbs": ["list"]}]})
+    status, _, _ = devcluster.request(
+        "POST",
+        "/devcluster/v1/faults",
+        {"rules": [{"status": code, "fraction": 1.0, "users": [name], "verbs": ["list"]}]},
+    )
     assert status == 200
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     status, headers, body = devcluster.request("GET", path, token=token)
@@ -37,10 +41,15 @@ def test_requests_fail_for_the_chosen_user_only(devcluster, namespace, victim, c
 
 def test_fraction_fails_some_requests(devcluster, namespace, victim):
     name, token = victim
-    devcluster.request("POST", "/devcluster/v1/faults", {"rules": [
-        {"status": 500, "fraction": 0.5, "users": [name]}]})
-    codes = [devcluster.request("GET", f"/api/v1/namespaces/{namespace}/configmaps",
-                                token=token)[0] for _ in range(60)]
+    devcluster.request(
+        "POST",
+        "/devcluster/v1/faults",
+        {"rules": [{"status": 500, "fraction": 0.5, "users": [name]}]},
+    )
+    codes = [
+        devcluster.request("GET", f"/api/v1/namespaces/{namespace}/configmaps", token=token)[0]
+        for _ in range(60)
+    ]
     assert 5 < codes.count(500) < 55 and codes.count(200) == 60 - codes.count(500)
 
 
@@ -50,7 +59,8 @@ def test_drop_watch_streams(devcluster, namespace, victim):
 
     def watch() -> None:
         request = urllib.request.Request(
-            f"{devcluster.url}/api/v1/namespaces/{namespace}/configmaps?watch=1")
+            f"{devcluster.url}/api/v1/namespaces/{namespace}/configmaps?watch=1"
+        )
         request.add_header("Authorization", f"Bearer {token}")
         context = ssl.create_default_context(cafile=devcluster.ca_file)
         with urllib.request.urlopen(request, context=context, timeout=20) as response:
@@ -61,20 +71,24 @@ def test_drop_watch_streams(devcluster, namespace, victim):
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     time.sleep(0.5)
-    status, _, body = devcluster.request("POST", "/devcluster/v1/faults",
-                                         {"rules": [], "dropWatches": {"users": [name]}})
+    status, _, body = devcluster.request(
+        "POST", "/devcluster/v1/faults", {"rules": [], "dropWatches": {"users": [name]}}
+    )
     assert status == 200 and body["droppedWatches"] >= 1
     assert ended.wait(5)
 
 
 def test_node_agent_fault_seam(devcluster):
-    status, _, body = devcluster.request("POST", "/devcluster/v1/faults/actions/node-agent",
-                                         {"data": {"paused": "true"}})
+    status, _, body = devcluster.request(
+        "POST", "/devcluster/v1/faults/actions/node-agent", {"data": {"paused": "true"}}
+    )
     assert status == 200, body
     _, _, configmap = devcluster.request(
-        "GET", "/api/v1/namespaces/kube-system/configmaps/devcluster-node-faults")
+        "GET", "/api/v1/namespaces/kube-system/configmaps/devcluster-node-faults"
+    )
     assert configmap["data"] == {"paused": "true"}
     devcluster.request("POST", "/devcluster/v1/faults/actions/node-agent", {"data": {}})
     _, _, configmap = devcluster.request(
-        "GET", "/api/v1/namespaces/kube-system/configmaps/devcluster-node-faults")
+        "GET", "/api/v1/namespaces/kube-system/configmaps/devcluster-node-faults"
+    )
     assert not configmap.get("data")

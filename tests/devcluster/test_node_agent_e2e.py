@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,12 +45,23 @@ class Cluster:
         self.agent = agent
         self.client = KubeClient(kubeconfig)
 
-    def kubectl(self, *args: str, stdin: str | None = None,
-                check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.workdir),
-               "KUBECONFIG": self.kubeconfig}
-        done = subprocess.run([KUBECTL, *args], input=stdin, capture_output=True, text=True,
-                              env=env, timeout=60, check=False)
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(self.workdir),
+            "KUBECONFIG": self.kubeconfig,
+        }
+        done = subprocess.run(
+            [KUBECTL, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)}: {done.stdout}{done.stderr}")
         return done
@@ -65,9 +77,13 @@ class Cluster:
                 return None
             raise
 
-    def wait_pod(self, namespace: str, name: str,
-                 predicate: Callable[[dict[str, Any] | None], bool],
-                 timeout: float = 30) -> dict[str, Any] | None:
+    def wait_pod(
+        self,
+        namespace: str,
+        name: str,
+        predicate: Callable[[dict[str, Any] | None], bool],
+        timeout: float = 90,
+    ) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
         pod = None
         while time.monotonic() < deadline:
@@ -75,8 +91,10 @@ class Cluster:
             if predicate(pod):
                 return pod
             time.sleep(0.1)
-        pytest.fail(f"pod {namespace}/{name} did not get there in {timeout} s; last seen:\n"
-                    f"{json.dumps(pod, indent=1)[:3000]}")
+        pytest.fail(
+            f"pod {namespace}/{name} did not get there in {timeout} s; last seen:\n"
+            f"{json.dumps(pod, indent=1)[:3000]}"
+        )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -98,18 +116,35 @@ def cluster() -> Iterator[Cluster]:
     ready = workdir / "ready.json"
     with open(workdir / "server.log", "wb") as server_log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "devcluster", "--nodes", "0", "--kubeconfig",
-             str(kubeconfig), "--ready-file", str(ready)],
-            cwd=ROOT, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "devcluster",
+                "--nodes",
+                "0",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--ready-file",
+                str(ready),
+            ],
+            cwd=ROOT,
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 30
         while not ready.exists():
             if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the devcluster API server did not start:\n"
-                            + (workdir / "server.log").read_text())
+                pytest.fail(
+                    "the devcluster API server did not start:\n"
+                    + (workdir / "server.log").read_text()
+                )
             time.sleep(0.05)
-        agent = NodeAgent(str(kubeconfig), NodeAgentSettings(
-            nodes=3, image_pull_backoff=1.0, state_root=workdir / "state"))
+        agent = NodeAgent(
+            str(kubeconfig),
+            NodeAgentSettings(nodes=3, image_pull_backoff=1.0, state_root=workdir / "state"),
+        )
         agent.start()
         try:
             yield Cluster(workdir, str(kubeconfig), agent)
@@ -117,6 +152,7 @@ def cluster() -> Iterator[Cluster]:
             agent.stop()
     finally:
         _stop(server)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -127,20 +163,40 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-def run_pod(name: str, code: str, *, node: str | None = None, memory: str = "64Mi",
-            user: int | None = RUN_USER, **spec: Any) -> dict[str, Any]:
+def run_pod(
+    name: str,
+    code: str,
+    *,
+    node: str | None = None,
+    memory: str = "64Mi",
+    user: int | None = RUN_USER,
+    **spec: Any,
+) -> dict[str, Any]:
     security = {"runAsNonRoot": True}
     if user is not None:
         security.update(runAsUser=user, runAsGroup=user)
     manifest: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 2,
-                 "securityContext": security,
-                 "containers": [{"name": "main", "image": "python:3.12-slim",
-                                 "command": ["python", "-c", code],
-                                 "resources": {"requests": {"cpu": "100m", "memory": memory},
-                                               "limits": {"cpu": "100m", "memory": memory}}}],
-                 **spec}}
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 2,
+            "securityContext": security,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "python:3.12-slim",
+                    "command": ["python", "-c", code],
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": memory},
+                        "limits": {"cpu": "100m", "memory": memory},
+                    },
+                }
+            ],
+            **spec,
+        },
+    }
     if node is not None:
         manifest["spec"]["nodeName"] = node
     return manifest
@@ -165,15 +221,17 @@ def test_nodes_are_registered_ready_with_a_lease_and_log_endpoint(cluster):
     assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == cluster.agent.port
     ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
-    lease = cluster.client.get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/"
-                               "leases/node-1")
+    lease = cluster.client.get(
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-1"
+    )
     assert lease["spec"]["holderIdentity"] == "node-1"
 
 
-def test_scheduled_pod_runs_as_its_user_succeeds_and_kubectl_logs_shows_output(cluster,
-                                                                              namespace):
-    cluster.apply(run_pod("forty-two", "import os; print(42); print(os.getuid())")
-                  | {"metadata": {"name": "forty-two", "namespace": namespace}})
+def test_scheduled_pod_runs_as_its_user_succeeds_and_kubectl_logs_shows_output(cluster, namespace):
+    cluster.apply(
+        run_pod("forty-two", "import os; print(42); print(os.getuid())")
+        | {"metadata": {"name": "forty-two", "namespace": namespace}}
+    )
     pod = cluster.wait_pod(namespace, "forty-two", phase_is("Succeeded", "Failed"))
     assert pod["status"]["phase"] == "Succeeded", pod["status"]
     assert pod["spec"]["nodeName"] in ("node-1", "node-2", "node-3")
@@ -190,8 +248,9 @@ def test_unplaceable_pod_stays_pending_with_the_schedulers_reason(cluster, names
 
     def unschedulable(pod):
         conditions = (pod or {}).get("status", {}).get("conditions") or []
-        return any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
-                   for c in conditions)
+        return any(
+            c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable" for c in conditions
+        )
 
     pod = cluster.wait_pod(namespace, "too-big", unschedulable)
     condition = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
@@ -206,52 +265,69 @@ def test_run_as_non_root_without_a_user_fails_like_a_kubelet(cluster, namespace)
     cluster.apply(manifest)
 
     def refused(pod):
-        waiting = (container_state(pod) if pod and (pod.get("status") or {}).get(
-            "containerStatuses") else {}).get("waiting") or {}
+        waiting = (
+            container_state(pod)
+            if pod and (pod.get("status") or {}).get("containerStatuses")
+            else {}
+        ).get("waiting") or {}
         return waiting.get("reason") == "CreateContainerConfigError"
 
     pod = cluster.wait_pod(namespace, "rootish", refused)
     uid = pod["metadata"]["uid"]
     assert container_state(pod)["waiting"]["message"] == (
         f'container has runAsNonRoot and image will run as root (pod: "rootish_{namespace}'
-        f'({uid})", container: main)')
+        f'({uid})", container: main)'
+    )
     assert pod["status"]["phase"] == "Pending"
 
 
 def test_memory_limit_is_enforced_by_the_kernel(cluster, namespace):
-    manifest = run_pod("hog", "x = []\nwhile True: x.append(bytearray(8 << 20))",
-                       node="node-1", memory="48Mi")
+    manifest = run_pod(
+        "hog", "x = []\nwhile True: x.append(bytearray(8 << 20))", node="node-1", memory="48Mi"
+    )
     manifest["metadata"]["namespace"] = namespace
     cluster.apply(manifest)
     pod = cluster.wait_pod(namespace, "hog", phase_is("Succeeded", "Failed"))
     terminated = container_state(pod)["terminated"]
-    assert (pod["status"]["phase"], terminated["reason"], terminated["exitCode"]) == \
-        ("Failed", "OOMKilled", 137)
+    assert (pod["status"]["phase"], terminated["reason"], terminated["exitCode"]) == (
+        "Failed",
+        "OOMKilled",
+        137,
+    )
 
 
 def test_active_deadline_kills_and_fails_the_pod(cluster, namespace):
-    manifest = run_pod("slow", "import time; time.sleep(60)", node="node-3",
-                       activeDeadlineSeconds=1)
+    manifest = run_pod(
+        "slow", "import time; time.sleep(60)", node="node-3", activeDeadlineSeconds=1
+    )
     manifest["metadata"]["namespace"] = namespace
     cluster.apply(manifest)
-    pod = cluster.wait_pod(namespace, "slow", phase_is("Failed"), timeout=20)
+    pod = cluster.wait_pod(namespace, "slow", phase_is("Failed"), timeout=60)
     assert pod["status"]["reason"] == "DeadlineExceeded"
-    assert pod["status"]["message"] == \
-        "Pod was active on the node longer than the specified deadline"
+    assert (
+        pod["status"]["message"] == "Pod was active on the node longer than the specified deadline"
+    )
     assert "terminated" in container_state(pod)
 
 
 def test_deletion_sends_sigterm_then_sigkill_and_the_node_confirms_it(cluster, namespace):
     marker = f"marker-{uuid.uuid4().hex[:8]}"
-    stubborn = run_pod("stubborn", "import signal, time\n"
-                       "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                       f"print('ready', flush=True)\ntime.sleep(120)  # {marker}",
-                       node="node-1")
+    stubborn = run_pod(
+        "stubborn",
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"print('ready', flush=True)\ntime.sleep(120)  # {marker}",
+        node="node-1",
+    )
     stubborn["metadata"]["namespace"] = namespace
-    polite = run_pod("polite", "import signal, sys, time\n"
-                     "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
-                     "time.sleep(120)", node="node-2",
-                     terminationGracePeriodSeconds=30)
+    polite = run_pod(
+        "polite",
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+        "time.sleep(120)",
+        node="node-2",
+        terminationGracePeriodSeconds=30,
+    )
     polite["metadata"]["namespace"] = namespace
     cluster.apply(stubborn)
     cluster.apply(polite)
@@ -260,12 +336,11 @@ def test_deletion_sends_sigterm_then_sigkill_and_the_node_confirms_it(cluster, n
     time.sleep(0.3)  # let the handlers get installed
     started = time.monotonic()
     cluster.kubectl("delete", "pod", "-n", namespace, "polite", "--wait=true")
-    assert time.monotonic() - started < 10  # SIGTERM honoured: well before its 30 s grace
+    assert time.monotonic() - started < 20  # SIGTERM honoured: well before its 30 s grace
     started = time.monotonic()
-    cluster.kubectl("delete", "pod", "-n", namespace, "stubborn", "--grace-period=2",
-                    "--wait=true")
+    cluster.kubectl("delete", "pod", "-n", namespace, "stubborn", "--grace-period=2", "--wait=true")
     elapsed = time.monotonic() - started
-    assert 1.5 <= elapsed < 15, elapsed  # SIGTERM ignored: killed after the grace period
+    assert 1.5 <= elapsed < 25, elapsed  # SIGTERM ignored: killed after the grace period
     assert cluster.pod(namespace, "stubborn") is None
     assert _processes_with(marker) == []
 
@@ -295,11 +370,19 @@ def test_unknown_image_is_err_image_pull_then_back_off(cluster, namespace):
 
 
 def test_network_policy_denying_egress_leaves_only_loopback(cluster, namespace):
-    cluster.apply({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                   "metadata": {"name": "deny-all", "namespace": namespace},
-                   "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}})
-    manifest = run_pod("offline", "import socket\n"
-                       "print(sorted(n for _, n in socket.if_nameindex()))", node="node-2")
+    cluster.apply(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "deny-all", "namespace": namespace},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        }
+    )
+    manifest = run_pod(
+        "offline",
+        "import socket\nprint(sorted(n for _, n in socket.if_nameindex()))",
+        node="node-2",
+    )
     manifest["metadata"]["namespace"] = namespace
     cluster.apply(manifest)
     cluster.wait_pod(namespace, "offline", phase_is("Succeeded"))
@@ -324,8 +407,10 @@ def test_paused_agent_reports_nothing_until_resumed(cluster, namespace):
         manifest["metadata"]["namespace"] = namespace
         cluster.apply(manifest)
         time.sleep(1.5)
-        assert (cluster.pod(namespace, "waits").get("status") or {}).get("phase") in \
-            (None, "Pending")
+        assert (cluster.pod(namespace, "waits").get("status") or {}).get("phase") in (
+            None,
+            "Pending",
+        )
     finally:
         cluster.agent.resume()
     cluster.wait_pod(namespace, "waits", phase_is("Succeeded"))
@@ -340,12 +425,16 @@ def test_cordoned_nodes_take_no_new_pods(cluster, namespace):
         cluster.apply(manifest)
 
         def unschedulable(pod):
-            return any(c.get("reason") == "Unschedulable"
-                       for c in ((pod or {}).get("status") or {}).get("conditions") or [])
+            return any(
+                c.get("reason") == "Unschedulable"
+                for c in ((pod or {}).get("status") or {}).get("conditions") or []
+            )
 
         pod = cluster.wait_pod(namespace, "homeless", unschedulable)
-        assert pod["status"]["conditions"][0]["message"] == \
-            "0/3 nodes are available: 3 node(s) were unschedulable."
+        assert (
+            pod["status"]["conditions"][0]["message"]
+            == "0/3 nodes are available: 3 node(s) were unschedulable."
+        )
     finally:
         for node in ("node-1", "node-2", "node-3"):
             cluster.kubectl("uncordon", node)
@@ -362,7 +451,7 @@ def test_faults_through_the_api_servers_node_agent_configmap(cluster, namespace)
 
     try:
         fault({"paused": "true"})
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not cluster.agent.paused.is_set() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert cluster.agent.paused.is_set()
@@ -375,8 +464,11 @@ def test_faults_through_the_api_servers_node_agent_configmap(cluster, namespace)
 
 
 def test_in_process_log_seam_serves_and_follows_logs(cluster, namespace):
-    manifest = run_pod("talker", "import time\nfor i in range(3):\n"
-                       "    print(i, flush=True)\n    time.sleep(0.3)", node="node-1")
+    manifest = run_pod(
+        "talker",
+        "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.3)",
+        node="node-1",
+    )
     manifest["metadata"]["namespace"] = namespace
     cluster.apply(manifest)
     cluster.wait_pod(namespace, "talker", phase_is("Running", "Succeeded"))
@@ -387,14 +479,13 @@ def test_in_process_log_seam_serves_and_follows_logs(cluster, namespace):
             return b"".join([chunk async for chunk in chunks])
 
         # Cancelling closes the stream, which stops the reading thread: no hang on failure.
-        return await asyncio.wait_for(read_all(), 30)
+        return await asyncio.wait_for(read_all(), 90)
 
     followed = stream if isinstance(stream, bytes) else asyncio.run(collect(stream))
     assert followed == b"0\n1\n2\n"
     cluster.wait_pod(namespace, "talker", phase_is("Succeeded"))
     assert cluster.agent.pod_log(namespace, "talker", "main", {"tailLines": "1"}) == b"2\n"
-    assert cluster.kubectl("logs", "-n", namespace, "talker", "--limit-bytes=3").stdout == \
-        "0\n1"
+    assert cluster.kubectl("logs", "-n", namespace, "talker", "--limit-bytes=3").stdout == "0\n1"
     assert cluster.agent.pod_log(namespace, "nobody", "main", {}) is None
     assert cluster.agent.owns_graceful_deletion()
 
@@ -406,19 +497,29 @@ def test_the_operators_run_pod_runs_its_snippet_confined(cluster, namespace):
     from coderun_operator.settings import load_operator_settings
 
     settings = load_operator_settings({})
-    code = ("import os, socket\n"
-            "print(os.getuid(), sorted(n for _, n in socket.if_nameindex()))\n"
-            "try:\n    open('/etc/x', 'w')\nexcept OSError as e:\n    print('ro', e.errno)\n"
-            "open('/tmp/scratch', 'w').write('ok')\nprint(open('/tmp/scratch').read())\n")
-    run = {"apiVersion": "coderun.dev/v1alpha1", "kind": "CodeRun",
-           "metadata": {"name": "hello", "namespace": namespace, "uid": "run-uid-1"},
-           "spec": {"code": code}}
+    code = (
+        "import os, socket\n"
+        "print(os.getuid(), sorted(n for _, n in socket.if_nameindex()))\n"
+        "try:\n    open('/etc/x', 'w')\nexcept OSError as e:\n    print('ro', e.errno)\n"
+        "open('/tmp/scratch', 'w').write('ok')\nprint(open('/tmp/scratch').read())\n"
+    )
+    run = {
+        "apiVersion": "coderun.dev/v1alpha1",
+        "kind": "CodeRun",
+        "metadata": {"name": "hello", "namespace": namespace, "uid": "run-uid-1"},
+        "spec": {"code": code},
+    }
     plan = resolve_run_spec(run["spec"], settings.limits)
     manifest = build_run_pod(run, plan, settings)
     del manifest["metadata"]["ownerReferences"]  # no CodeRun object exists in this test
-    cluster.apply({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                   "metadata": {"name": "runs-offline", "namespace": namespace},
-                   "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}})
+    cluster.apply(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "runs-offline", "namespace": namespace},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        }
+    )
     cluster.apply(manifest)
     name = manifest["metadata"]["name"]
     pod = cluster.wait_pod(namespace, name, phase_is("Succeeded", "Failed"), timeout=60)
@@ -430,33 +531,61 @@ def test_the_operators_run_pod_runs_its_snippet_confined(cluster, namespace):
 
 
 def _processes_with(marker: str) -> list[str]:
-    return [p.name for p in Path("/proc").iterdir() if p.name.isdigit()
-            and marker in _cmdline(p)]
+    return [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and marker in _cmdline(p)]
 
 
-def test_agent_process_killed_with_sigkill_takes_its_containers_along(cluster, namespace):
-    log_path = cluster.workdir / "separate-agent.log"
-    with open(log_path, "wb") as log:
+def _start_separate_agent(cluster: Cluster, log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
         agent = subprocess.Popen(
-            [sys.executable, "-m", "devcluster.node_agent", "--kubeconfig", cluster.kubeconfig,
-             "--nodes", "1", "--name-prefix", "separate-", "--no-scheduler",
-             "--state-root", str(cluster.workdir / "separate-state")],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "devcluster.node_agent",
+                "--kubeconfig",
+                cluster.kubeconfig,
+                "--nodes",
+                "1",
+                "--name-prefix",
+                "separate-",
+                "--no-scheduler",
+                "--state-root",
+                str(cluster.workdir / "separate-state"),
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 30
+    while log_path.read_bytes().count(b'"event": "ready"') < 1 + log_path.read_bytes().count(
+        b"==== restarted"
+    ):
+        assert agent.poll() is None and time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.05)
+    return agent
+
+
+def _kill(agent: subprocess.Popen[bytes]) -> None:
+    if agent.poll() is None:
+        os.killpg(agent.pid, signal.SIGKILL)
+        agent.wait(10)
+
+
+def test_containers_die_with_a_sigkilled_agent_and_its_successor_reports_them_lost(
+    cluster, namespace
+):
+    log_path = cluster.workdir / "separate-agent.log"
+    log_path.write_bytes(b"")
+    agent = _start_separate_agent(cluster, log_path)
     try:
-        deadline = time.monotonic() + 30
-        while b'"event": "ready"' not in log_path.read_bytes():
-            assert agent.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.05)
         marker = f"marker-{uuid.uuid4().hex[:8]}"
-        manifest = run_pod("orphan", f"import time; time.sleep(300)  # {marker}",
-                           node="separate-1")
+        manifest = run_pod("orphan", f"import time; time.sleep(300)  # {marker}", node="separate-1")
         manifest["metadata"]["namespace"] = namespace
         cluster.apply(manifest)
         cluster.wait_pod(namespace, "orphan", phase_is("Running"))
         assert _processes_with(marker)
-        os.killpg(agent.pid, signal.SIGKILL)
-        agent.wait(10)
-        deadline = time.monotonic() + 10
+        _kill(agent)
+        deadline = time.monotonic() + 30
         while _processes_with(marker) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _processes_with(marker) == [], "a container outlived its node agent"
@@ -464,10 +593,16 @@ def test_agent_process_killed_with_sigkill_takes_its_containers_along(cluster, n
         assert remove_leftover_cgroups() >= 1
         assert remove_leftover_state(cluster.workdir / "separate-state") == 1
         assert list((cluster.workdir / "separate-state" / "agents").iterdir()) == []
+        # A new agent for the node finds the pod it cannot have: Failed, container lost.
+        with open(log_path, "ab") as log:
+            log.write(b"\n==== restarted\n")
+        agent = _start_separate_agent(cluster, log_path)
+        pod = cluster.wait_pod(namespace, "orphan", phase_is("Failed"))
+        terminated = container_state(pod)["terminated"]
+        assert (terminated["reason"], terminated["exitCode"]) == ("ContainerStatusUnknown", 137)
+        cluster.kubectl("delete", "pod", "-n", namespace, "orphan", "--wait=true")
     finally:
-        if agent.poll() is None:
-            os.killpg(agent.pid, signal.SIGKILL)
-            agent.wait(10)
+        _kill(agent)
         cluster.client.delete("/api/v1/nodes/separate-1")
 
 
@@ -477,12 +612,17 @@ def test_init_containers_run_first_and_share_empty_dirs(cluster, namespace):
     spec = manifest["spec"]
     spec["volumes"] = [{"name": "work", "emptyDir": {}}]
     spec["containers"][0]["volumeMounts"] = [{"name": "work", "mountPath": "/mnt"}]
-    spec["initContainers"] = [{
-        "name": "prepare", "image": "python:3.12-slim",
-        "command": ["python", "-c", "open('/mnt/greeting', 'w').write('prepared')"],
-        "volumeMounts": [{"name": "work", "mountPath": "/mnt"}]}]
-    Path("/mnt").is_dir() or pytest.fail("the e2e tests mount an emptyDir at /mnt, which "
-                                          "must exist on this machine")
+    spec["initContainers"] = [
+        {
+            "name": "prepare",
+            "image": "python:3.12-slim",
+            "command": ["python", "-c", "open('/mnt/greeting', 'w').write('prepared')"],
+            "volumeMounts": [{"name": "work", "mountPath": "/mnt"}],
+        }
+    ]
+    Path("/mnt").is_dir() or pytest.fail(
+        "the e2e tests mount an emptyDir at /mnt, which must exist on this machine"
+    )
     cluster.apply(manifest)
     pod = cluster.wait_pod(namespace, "with-init", phase_is("Succeeded", "Failed"))
     assert pod["status"]["phase"] == "Succeeded", pod["status"]
@@ -494,25 +634,53 @@ def test_init_containers_run_first_and_share_empty_dirs(cluster, namespace):
 def test_a_failing_init_container_fails_the_pod(cluster, namespace):
     manifest = run_pod("bad-init", "print('never')", node="node-3")
     manifest["metadata"]["namespace"] = namespace
-    manifest["spec"]["initContainers"] = [{"name": "check", "image": "python:3.12-slim",
-                                           "command": ["python", "-c", "raise SystemExit(3)"]}]
+    manifest["spec"]["initContainers"] = [
+        {
+            "name": "check",
+            "image": "python:3.12-slim",
+            "command": ["python", "-c", "raise SystemExit(3)"],
+        }
+    ]
     cluster.apply(manifest)
     pod = cluster.wait_pod(namespace, "bad-init", phase_is("Failed"))
     assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
     assert "waiting" in container_state(pod)
     initialized = next(c for c in pod["status"]["conditions"] if c["type"] == "Initialized")
-    assert (initialized["status"], initialized["reason"]) == ("False",
-                                                              "ContainersNotInitialized")
+    assert (initialized["status"], initialized["reason"]) == ("False", "ContainersNotInitialized")
 
 
 def test_a_pod_that_never_started_is_let_go_when_deleted(cluster, namespace):
-    manifest = run_pod("stuck", "print(1)", node="node-1",
-                       terminationGracePeriodSeconds=30)
+    manifest = run_pod("stuck", "print(1)", node="node-1", terminationGracePeriodSeconds=30)
     manifest["metadata"]["namespace"] = namespace
     manifest["spec"]["containers"][0]["image"] = "registry.invalid/nothing:2"
     cluster.apply(manifest)
-    cluster.wait_pod(namespace, "stuck", lambda pod: bool(
-        pod and (pod.get("status") or {}).get("containerStatuses")))
+    cluster.wait_pod(
+        namespace,
+        "stuck",
+        lambda pod: bool(pod and (pod.get("status") or {}).get("containerStatuses")),
+    )
     started = time.monotonic()
     cluster.kubectl("delete", "pod", "-n", namespace, "stuck", "--wait=true")
-    assert time.monotonic() - started < 10  # not the 30 s grace period: nothing to stop
+    assert time.monotonic() - started < 20  # not the 30 s grace period: nothing to stop
+
+
+def test_scheduler_and_kubelet_record_events_for_kubectl_describe(cluster, namespace):
+    manifest = run_pod("described", "print('hi')")
+    manifest["metadata"]["namespace"] = namespace
+    cluster.apply(manifest)
+    cluster.wait_pod(namespace, "described", phase_is("Succeeded"))
+    deadline = time.monotonic() + 30
+    reasons: list[str] = []
+    while time.monotonic() < deadline:
+        events = cluster.client.get(f"/api/v1/namespaces/{namespace}/events")["items"]
+        reasons = [
+            e["reason"]
+            for e in sorted(events, key=lambda e: e["metadata"]["name"])
+            if e["involvedObject"]["name"] == "described"
+        ]
+        if {"Scheduled", "Pulled", "Created", "Started"} <= set(reasons):
+            break
+        time.sleep(0.1)
+    assert {"Scheduled", "Pulled", "Created", "Started"} <= set(reasons), reasons
+    described = cluster.kubectl("describe", "pod", "-n", namespace, "described").stdout
+    assert "Successfully assigned" in described and "Started container main" in described

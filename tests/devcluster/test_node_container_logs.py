@@ -21,10 +21,15 @@ def test_records_keep_bytes_and_mark_partial_lines():
     assert raw.splitlines() == [
         b"2026-12-03T12:13:20.123456789Z stdout F one",
         b"2026-12-03T12:13:20.123456789Z stdout F two",
-        b"2026-12-03T12:13:20.123456789Z stdout P part"]
+        b"2026-12-03T12:13:20.123456789Z stdout P part",
+    ]
     raw += encode_records("stdout", b"ial\n\xff\n", STAMP_NS)
-    assert [line.content for line in parse_records(raw)] == [b"one\n", b"two\n", b"partial\n",
-                                                             b"\xff\n"]
+    assert [line.content for line in parse_records(raw)] == [
+        b"one\n",
+        b"two\n",
+        b"partial\n",
+        b"\xff\n",
+    ]
 
 
 def test_long_lines_are_split_and_joined_again():
@@ -35,18 +40,22 @@ def test_long_lines_are_split_and_joined_again():
 
 
 def lines(count: int) -> list[container_logs.LogLine]:
-    raw = b"".join(encode_records("stdout", f"line {i}\n".encode(), STAMP_NS + i)
-                   for i in range(count))
+    raw = b"".join(
+        encode_records("stdout", f"line {i}\n".encode(), STAMP_NS + i) for i in range(count)
+    )
     return parse_records(raw)
 
 
-@pytest.mark.parametrize(("options", "expected"), [
-    (LogOptions(), b"line 0\nline 1\nline 2\nline 3\n"),
-    (LogOptions(tail_lines=2), b"line 2\nline 3\n"),
-    (LogOptions(tail_lines=0), b""),
-    (LogOptions(limit_bytes=10), b"line 0\nlin"),
-    (LogOptions(tail_lines=1, timestamps=True), b"2026-12-03T12:13:20.123456792Z line 3\n"),
-])
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (LogOptions(), b"line 0\nline 1\nline 2\nline 3\n"),
+        (LogOptions(tail_lines=2), b"line 2\nline 3\n"),
+        (LogOptions(tail_lines=0), b""),
+        (LogOptions(limit_bytes=10), b"line 0\nlin"),
+        (LogOptions(tail_lines=1, timestamps=True), b"2026-12-03T12:13:20.123456792Z line 3\n"),
+    ],
+)
 def test_render_options(options, expected):
     assert container_logs.render(lines(4), options) == expected
 
@@ -58,8 +67,9 @@ def test_since_seconds_keeps_recent_lines():
 
 
 def test_options_from_query_reject_bad_numbers():
-    assert LogOptions.from_query({"tailLines": "3", "follow": "true"}) == \
-        LogOptions(tail_lines=3, follow=True)
+    assert LogOptions.from_query({"tailLines": "3", "follow": "true"}) == LogOptions(
+        tail_lines=3, follow=True
+    )
     with pytest.raises(ValueError, match="limitBytes must be positive"):
         LogOptions.from_query({"limitBytes": "0"})
     with pytest.raises(ValueError, match="tailLines must be an integer"):
@@ -71,8 +81,9 @@ def test_writer_stops_at_its_size_limit(tmp_path):
     for _ in range(10):
         writer.write("stdout", b"0123456789" * 3 + b"\n")
     writer.close()
-    contents = b"".join(line.content for line in parse_records((tmp_path / "c" / "0.log")
-                                                                .read_bytes()))
+    contents = b"".join(
+        line.content for line in parse_records((tmp_path / "c" / "0.log").read_bytes())
+    )
     assert contents.endswith(b"log file reached its size limit; further output dropped\n")
     assert (tmp_path / "c" / "0.log").stat().st_size < 400
 
@@ -80,8 +91,9 @@ def test_writer_stops_at_its_size_limit(tmp_path):
 @pytest.fixture
 def endpoint(tmp_path):
     log_file = tmp_path / "main.log"
-    log_file.write_bytes(b"".join(encode_records("stdout", f"{i}\n".encode(), STAMP_NS)
-                                  for i in range(5)))
+    log_file.write_bytes(
+        b"".join(encode_records("stdout", f"{i}\n".encode(), STAMP_NS) for i in range(5))
+    )
     state = {"finished": False}
 
     def locate(namespace, pod, container):
@@ -96,8 +108,11 @@ def endpoint(tmp_path):
 
 
 def get(server, path, token=None, method="GET"):
-    request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", method=method,
-                                     data=b"{}" if method == "POST" else None)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}{path}",
+        method=method,
+        data=b"{}" if method == "POST" else None,
+    )
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -120,8 +135,10 @@ def test_endpoint_admin_needs_the_token(endpoint):
     server, _, _ = endpoint
     assert get(server, "/admin/pause", method="POST")[0] == 401
     assert get(server, "/admin/pause", token="wrong", method="POST")[0] == 401
-    assert get(server, "/admin/pause", token="secret-token", method="POST") == \
-        (200, b'{"result": "paused"}')
+    assert get(server, "/admin/pause", token="secret-token", method="POST") == (
+        200,
+        b'{"result": "paused"}',
+    )
 
 
 def test_logs_can_require_the_token(tmp_path):

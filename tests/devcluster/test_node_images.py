@@ -14,13 +14,16 @@ from devcluster import images
 from devcluster.images import ImagePullError, PythonImages
 
 
-@pytest.mark.parametrize(("image", "canonical"), [
-    ("python:3.12-slim", "docker.io/library/python:3.12-slim"),
-    ("python", "docker.io/library/python:latest"),
-    ("docker.io/library/python:3.11", "docker.io/library/python:3.11"),
-    ("mirror.example.com:5000/python:3.12@sha256:abc", "mirror.example.com:5000/python:3.12"),
-    ("ghcr.io/acme/tool:1", "ghcr.io/acme/tool:1"),
-])
+@pytest.mark.parametrize(
+    ("image", "canonical"),
+    [
+        ("python:3.12-slim", "docker.io/library/python:3.12-slim"),
+        ("python", "docker.io/library/python:latest"),
+        ("docker.io/library/python:3.11", "docker.io/library/python:3.11"),
+        ("mirror.example.com:5000/python:3.12@sha256:abc", "mirror.example.com:5000/python:3.12"),
+        ("ghcr.io/acme/tool:1", "ghcr.io/acme/tool:1"),
+    ],
+)
 def test_parse_image(image, canonical):
     assert images.parse_image(image).canonical == canonical
 
@@ -42,8 +45,11 @@ def test_choose_prefers_the_wanted_version_then_the_newest():
 
 
 def test_unknown_images_fail_to_pull_like_a_registry_miss(tmp_path):
-    with pytest.raises(ImagePullError, match=r'failed to pull and unpack image '
-                                             r'"docker.io/library/nginx:latest"'):
+    with pytest.raises(
+        ImagePullError,
+        match=r"failed to pull and unpack image "
+        r'"docker.io/library/nginx:latest"',
+    ):
         PythonImages(tmp_path).resolve("nginx", 65532, 65532)
 
 
@@ -59,14 +65,19 @@ def open_state_dir():
 def test_python_image_resolves_to_an_interpreter_the_pod_user_can_execute(open_state_dir):
     if os.geteuid() != 0:
         pytest.fail("checking execution as uid 65532 needs root")
-    bin_dir, interpreter = PythonImages(open_state_dir).resolve("python:3.12-slim", 65532,
-                                                                65532)
+    bin_dir, interpreter = PythonImages(open_state_dir).resolve("python:3.12-slim", 65532, 65532)
     assert not interpreter.startswith("/root/")
     for name in ("python", "python3"):
         assert (bin_dir / name).resolve() == Path(interpreter).resolve()
-    result = subprocess.run([str(bin_dir / "python"), "-c", "print('ok')"], user=65532,
-                            group=65532, extra_groups=[], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [str(bin_dir / "python"), "-c", "print('ok')"],
+        user=65532,
+        group=65532,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.stdout == "ok\n", result.stderr
 
 

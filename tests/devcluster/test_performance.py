@@ -12,10 +12,11 @@ from urllib.parse import urlparse
 def test_create_and_get_throughput(devcluster, namespace):
     address = urlparse(devcluster.url)
     connection = http.client.HTTPSConnection(
-        address.hostname, address.port,
-        context=ssl.create_default_context(cafile=devcluster.ca_file))
-    headers = {"Authorization": f"Bearer {devcluster.token}",
-               "Content-Type": "application/json"}
+        address.hostname,
+        address.port,
+        context=ssl.create_default_context(cafile=devcluster.ca_file),
+    )
+    headers = {"Authorization": f"Bearer {devcluster.token}", "Content-Type": "application/json"}
     base = f"/api/v1/namespaces/{namespace}/configmaps"
     count = 300
     started = time.monotonic()

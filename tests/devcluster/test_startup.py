@@ -29,8 +29,11 @@ def test_in_process_start_and_stop(tmp_path):
         assert len(core.list_node().items) == 3
         assert core.read_namespace("work").status.phase == "Active"
         token = cluster.service_account_token("work", "operator")
-        sa_client = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(
-            cluster.write_kubeconfig(str(tmp_path / "sa"), token)))
+        sa_client = kubernetes.client.CoreV1Api(
+            kubernetes.config.new_client_from_config(
+                cluster.write_kubeconfig(str(tmp_path / "sa"), token)
+            )
+        )
         try:
             sa_client.list_namespaced_pod("work")
             raise AssertionError("a fresh service account must not list pods")
@@ -42,9 +45,22 @@ def test_in_process_start_and_stop(tmp_path):
 
 def test_module_prints_a_ready_line(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "devcluster", "--port", "0", "--kubeconfig",
-         str(tmp_path / "kc"), "--token", "alice=secret-token:devs"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "devcluster",
+            "--port",
+            "0",
+            "--kubeconfig",
+            str(tmp_path / "kc"),
+            "--token",
+            "alice=secret-token:devs",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         started = time.monotonic()
         line = process.stdout.readline()
@@ -59,7 +75,7 @@ def test_module_prints_a_ready_line(tmp_path):
             kubernetes.client.CoreV1Api(client).list_namespaced_pod("default")
             raise AssertionError("alice has no RBAC yet")
         except kubernetes.client.ApiException as error:
-            assert error.status == 403 and 'alice' in error.body
+            assert error.status == 403 and "alice" in error.body
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         assert process.wait(10) == 0
@@ -78,10 +94,15 @@ def test_in_process_audit_helpers(tmp_path):
             assert error.status == 403
         assert [e["resource"] for e in cluster.audit.denied("auditor")] == ["pods"]
         assert cluster.audit.rules_used("auditor") == set()
-        finalize = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"},
-                    "spec": {"finalizers": []}}
+        finalize = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "default"},
+            "spec": {"finalizers": []},
+        }
         admin = kubernetes.client.CoreV1Api(
-            kubernetes.config.new_client_from_config(str(tmp_path / "kc")))
+            kubernetes.config.new_client_from_config(str(tmp_path / "kc"))
+        )
         admin.replace_namespace_finalize("default", finalize)
         assert admin.read_namespace("default").spec.finalizers is None
     finally:

@@ -31,18 +31,24 @@ def test_watch_resumes_from_a_resource_version(devcluster, namespace, core):
     first = core.create_namespaced_config_map(namespace, cm("w1"))
     core.create_namespaced_config_map(namespace, cm("w2"))
     core.delete_namespaced_config_map("w1", namespace)
-    events = stream(devcluster, f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
-                    f"&resourceVersion={first.metadata.resource_version}&timeoutSeconds=1")
+    events = stream(
+        devcluster,
+        f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
+        f"&resourceVersion={first.metadata.resource_version}&timeoutSeconds=1",
+    )
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
-        ("ADDED", "w2"), ("DELETED", "w1")]
+        ("ADDED", "w2"),
+        ("DELETED", "w1"),
+    ]
     versions = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
     assert versions == sorted(versions)
 
 
 def test_watch_without_version_starts_with_current_state(devcluster, namespace, core):
     core.create_namespaced_config_map(namespace, cm("now"))
-    events = stream(devcluster,
-                    f"/api/v1/namespaces/{namespace}/configmaps?watch=true&timeoutSeconds=1")
+    events = stream(
+        devcluster, f"/api/v1/namespaces/{namespace}/configmaps?watch=true&timeoutSeconds=1"
+    )
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "now")]
 
 
@@ -52,20 +58,25 @@ def test_watch_timeout_ends_the_stream(devcluster, namespace):
     assert 0.9 <= time.monotonic() - started < 5
 
 
-def test_watch_label_selector_turns_relabels_into_added_and_deleted(devcluster, namespace,
-                                                                     core):
+def test_watch_label_selector_turns_relabels_into_added_and_deleted(devcluster, namespace, core):
     start = core.create_namespaced_config_map(namespace, cm("sel", tier="a"))
     core.patch_namespaced_config_map("sel", namespace, {"metadata": {"labels": {"tier": "b"}}})
     core.patch_namespaced_config_map("sel", namespace, {"metadata": {"labels": {"tier": "a"}}})
-    events = stream(devcluster, f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
-                    f"&labelSelector=tier%3Da&timeoutSeconds=1"
-                    f"&resourceVersion={start.metadata.resource_version}")
+    events = stream(
+        devcluster,
+        f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
+        f"&labelSelector=tier%3Da&timeoutSeconds=1"
+        f"&resourceVersion={start.metadata.resource_version}",
+    )
     assert [e["type"] for e in events] == ["DELETED", "ADDED"]
 
 
 def test_watch_bookmarks(devcluster, namespace):
-    events = stream(devcluster, f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
-                    "&allowWatchBookmarks=true&timeoutSeconds=3")
+    events = stream(
+        devcluster,
+        f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
+        "&allowWatchBookmarks=true&timeoutSeconds=3",
+    )
     bookmarks = [e for e in events if e["type"] == "BOOKMARK"]
     assert bookmarks and bookmarks[0]["object"]["metadata"]["resourceVersion"]
 
@@ -78,7 +89,8 @@ def test_too_old_resource_version_is_gone():
         for index in range(15):
             client.create_namespaced_config_map("default", cm(f"fill-{index}"))
         request = urllib.request.Request(
-            small.url + "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=3")
+            small.url + "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=3"
+        )
         request.add_header("Authorization", f"Bearer {small.admin_token}")
         context = ssl.create_default_context(cafile=small.certificates.ca_cert)
         with urllib.request.urlopen(request, context=context, timeout=5) as response:
@@ -102,9 +114,12 @@ def test_table_watch_events(devcluster, namespace, core):
     start = core.create_namespaced_config_map(namespace, cm("tw"))
     core.patch_namespaced_config_map("tw", namespace, {"data": {"b": "2"}})
     accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-    events = stream(devcluster, f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
-                    f"&timeoutSeconds=1&resourceVersion={start.metadata.resource_version}",
-                    accept=accept)
+    events = stream(
+        devcluster,
+        f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
+        f"&timeoutSeconds=1&resourceVersion={start.metadata.resource_version}",
+        accept=accept,
+    )
     assert events[0]["object"]["kind"] == "Table", events
     assert events[0]["object"]["rows"][0]["cells"][:2] == ["tw", 2]
 
@@ -114,8 +129,7 @@ def test_python_client_watch(devcluster, namespace, core):
 
     def watch() -> None:
         watcher = kubernetes.watch.Watch()
-        for event in watcher.stream(core.list_namespaced_config_map, namespace,
-                                    timeout_seconds=2):
+        for event in watcher.stream(core.list_namespaced_config_map, namespace, timeout_seconds=2):
             seen.append(f"{event['type']}:{event['object'].metadata.name}")
 
     thread = threading.Thread(target=watch)
@@ -128,21 +142,25 @@ def test_python_client_watch(devcluster, namespace, core):
 
 def test_send_initial_events_ends_with_a_bookmark(devcluster, namespace, core):
     core.create_namespaced_config_map(namespace, cm("init"))
-    events = stream(devcluster, f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
-                    "&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
-                    "&allowWatchBookmarks=true&timeoutSeconds=1")
+    events = stream(
+        devcluster,
+        f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
+        "&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+        "&allowWatchBookmarks=true&timeoutSeconds=1",
+    )
     assert events[0]["type"] == "ADDED" and events[0]["object"]["metadata"]["name"] == "init"
     assert events[1]["type"] == "BOOKMARK"
-    assert events[1]["object"]["metadata"]["annotations"] == {
-        "k8s.io/initial-events-end": "true"}
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
 
 
 def test_watch_field_selector_on_one_name(devcluster, namespace, core):
     start = core.create_namespaced_config_map(namespace, cm("one"))
     core.create_namespaced_config_map(namespace, cm("other"))
     core.patch_namespaced_config_map("one", namespace, {"data": {"b": "2"}})
-    events = stream(devcluster, f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
-                    f"&fieldSelector=metadata.name%3Done&timeoutSeconds=1"
-                    f"&resourceVersion={start.metadata.resource_version}")
-    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
-        ("MODIFIED", "one")]
+    events = stream(
+        devcluster,
+        f"/api/v1/namespaces/{namespace}/configmaps?watch=1"
+        f"&fieldSelector=metadata.name%3Done&timeoutSeconds=1"
+        f"&resourceVersion={start.metadata.resource_version}",
+    )
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("MODIFIED", "one")]
