@@ -35,6 +35,7 @@ format: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(PY) bench/runner_overhead.py
+	$(PY) bench/end_to_end.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
