@@ -173,6 +173,7 @@ class LocalStack:
                     str(self.kubeconfig),
                     "--nodes",
                     str(NODES),
+                    *self.node_args,
                 ],
                 self.log_dir / "node-agent.log",
             )

@@ -338,3 +338,11 @@ def test_a_pod_on_a_node_that_went_silent_is_lost():
     status = progress_status(view_pod(running), CONTEXT, NOW)
     assert (status["phase"], status["reason"]) == ("Failed", "Lost")
     assert "stopped reporting" in status["message"]
+
+
+def test_an_oom_kill_the_node_saw_counts_when_the_runner_missed_it():
+    state = {"terminated": {"exitCode": 0, "reason": "OOMKilled"}}
+    status = finished(pod("Failed", state=state), log(result(exit_code=137, signal=9)))
+    assert (status["reason"], status["exitCode"]) == ("OOMKilled", 137)
+    plain = finished(pod("Failed", state=TERMINATED_OK), log(result(exit_code=137, signal=9)))
+    assert plain["reason"] == "Killed"

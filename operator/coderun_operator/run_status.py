@@ -241,6 +241,17 @@ def _truncation_note(log: RunLog) -> str:
     return f" Output was too long: {' and '.join(notes)}." if notes else ""
 
 
+def _node_saw_an_oom_kill(result: RunResult, view: PodView | None) -> bool:
+    """A second witness: the snippet died of SIGKILL and the node reports the container's
+    cgroup OOM-killed a process (as containerd does), even if the runner could not tell."""
+    terminated = view.terminated if view is not None else None
+    return (
+        result.signal == signals.SIGKILL
+        and terminated is not None
+        and terminated.reason == "OOMKilled"
+    )
+
+
 def _verdict_from_result(
     result: RunResult, view: PodView | None, context: RunContext, cancelled: bool
 ) -> tuple[str, str, str]:
@@ -254,7 +265,7 @@ def _verdict_from_result(
             f"The snippet ran longer than its time limit of "
             f"{context.timeout_seconds} s and was stopped.",
         )
-    if result.oom_killed:
+    if result.oom_killed or _node_saw_an_oom_kill(result, view):
         return (
             "Failed",
             "OOMKilled",

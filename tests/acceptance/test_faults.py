@@ -92,6 +92,26 @@ def test_operator_killed_at_seeded_points(full_stack):
     check_aftermath(full_stack, names, outputs)
 
 
+def test_an_evicted_run_pod_is_reported_lost(full_stack):
+    name = submit_retrying(full_stack, "import time\nprint('up', flush=True)\ntime.sleep(60)")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        run = full_stack.coderun(name)
+        if (run.get("status") or {}).get("phase") == "Running":
+            break
+        time.sleep(0.3)
+    pod = run["status"]["podName"]
+    full_stack.cluster_admin(
+        "POST",
+        "/devcluster/v1/faults/actions/node-agent",
+        {"data": {"evict": f"coderun-runs/{pod}"}},
+    )
+    status = result_retrying(full_stack, name)
+    assert (status["phase"], status["reason"]) == ("Failed", "Lost")
+    assert "evict" in status["message"].lower()
+    full_stack.wait_for_no_pod(pod)
+
+
 def test_node_agent_paused_past_the_pending_limit(full_stack):
     action = "/devcluster/v1/faults/actions/node-agent"
     full_stack.cluster_admin("POST", action, {"data": {"paused": "true"}})
