@@ -7,6 +7,7 @@ from coderun_operator.reconciler import (
     DeletePod,
     DeleteRun,
     FinishFromPod,
+    StopPod,
     WriteStatus,
     decide,
 )
@@ -100,9 +101,21 @@ def test_queued_then_unschedulable_after_the_pending_limit():
     assert decision.actions[0].status["reason"] == "Unschedulable"
 
 
-def test_cancel_stops_the_pod_and_says_so():
+def test_cancel_stops_a_running_pod_but_keeps_it_to_read_its_output():
     running = pod("Running", state={"running": {"startedAt": "2026-12-03T12:00:00Z"}})
-    decision = decide(run(status={"phase": "Running"}, cancel=True), running, NOW, SETTINGS)
+    cancelled = run(status={"phase": "Running"}, cancel=True)
+    decision = decide(cancelled, running, NOW, SETTINGS)
+    assert kinds(decision) == [StopPod]
+    running["spec"]["activeDeadlineSeconds"] = 1
+    assert decide(cancelled, running, NOW, SETTINGS).actions == ()  # stopping already
+    stopped = pod("Failed", state={"terminated": {"exitCode": 0, "reason": "Completed"}})
+    (finish,) = decide(cancelled, stopped, NOW, SETTINGS).actions
+    assert isinstance(finish, FinishFromPod) and finish.cancelled
+
+
+def test_cancel_before_the_snippet_runs_deletes_the_pod_and_says_so():
+    creating = pod(state={"waiting": {"reason": "ContainerCreating"}})
+    decision = decide(run(cancel=True), creating, NOW, SETTINGS)
     assert kinds(decision) == [WriteStatus, DeletePod]
     assert decision.actions[0].status["reason"] == "Cancelled"
     assert kinds(decide(run(cancel=True), None, NOW, SETTINGS)) == [WriteStatus]

@@ -20,11 +20,13 @@ from prometheus_client import Counter, Gauge, Histogram
 from coderun_operator.kube import KubeError, RunsApi
 from coderun_operator.pod_view import view_pod
 from coderun_operator.reconciler import (
+    STOP_DEADLINE_SECONDS,
     CreatePod,
     Decision,
     DeletePod,
     DeleteRun,
     FinishFromPod,
+    StopPod,
     WriteStatus,
     decide,
     is_terminal,
@@ -166,6 +168,8 @@ class Controller:
                 await self._write_status(uid, action.status)
             elif isinstance(action, FinishFromPod):
                 await self._finish(uid, action)
+            elif isinstance(action, StopPod):
+                await asyncio.to_thread(self.api.stop_pod, action.pod_name, STOP_DEADLINE_SECONDS)
             elif isinstance(action, DeletePod):
                 await self._delete_pod(uid, action.pod_name)
             elif isinstance(action, DeleteRun):

@@ -102,6 +102,19 @@ class RunsApi:
         )
         return _json(response)
 
+    def stop_pod(self, name: str, deadline_seconds: int) -> None:
+        """Lower the pod's activeDeadlineSeconds so the kubelet ends it (the pod stays)."""
+        self._call(
+            "stop_pod",
+            self._core.patch_namespaced_pod,
+            name,
+            self.namespace,
+            {"spec": {"activeDeadlineSeconds": deadline_seconds}},
+            _content_type="application/merge-patch+json",
+            _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+
     def read_pod(self, name: str) -> dict[str, Any]:
         """Read a pod as a dict."""
         response = self._call(

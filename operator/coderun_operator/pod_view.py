@@ -43,6 +43,7 @@ class PodView:
     running_since: str | None
     terminated: Terminated | None
     deleting: bool
+    active_deadline_seconds: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -107,4 +108,5 @@ def view_pod(pod: Mapping[str, Any]) -> PodView:
         running_since=running.get("startedAt"),
         terminated=_terminated(state),
         deleting=bool(metadata.get("deletionTimestamp")),
+        active_deadline_seconds=spec.get("activeDeadlineSeconds"),
     )

@@ -61,6 +61,21 @@ class FinishFromPod:
 
 
 @dataclass(frozen=True)
+class StopPod:
+    """End the pod's container now but keep the pod, so that its log can still be read.
+
+    Lowering ``activeDeadlineSeconds`` to the minimum makes the kubelet stop the container
+    (SIGTERM, then SIGKILL) and leave the pod Failed with its log, where deleting it would
+    take the log along.
+    """
+
+    pod_name: str
+
+
+STOP_DEADLINE_SECONDS = 1
+
+
+@dataclass(frozen=True)
 class DeletePod:
     """Delete the run's pod."""
 
@@ -72,7 +87,7 @@ class DeleteRun:
     """Delete the run itself: its time to live after finishing is over."""
 
 
-Action = CreatePod | WriteStatus | FinishFromPod | DeletePod | DeleteRun
+Action = CreatePod | WriteStatus | FinishFromPod | StopPod | DeletePod | DeleteRun
 
 
 @dataclass(frozen=True)
@@ -140,6 +155,12 @@ def _decide_with_pod(
     if view.finished:
         finish = FinishFromPod(view.name, context, cancelled, settings.delete_finished_pods)
         return Decision((finish,))
+    if cancelled and view.running_since and not view.deleting:
+        # Stop the running snippet but keep its pod: the verdict (Cancelled) then comes with
+        # what it printed so far, read from the log once the pod has ended.
+        if view.active_deadline_seconds == STOP_DEADLINE_SECONDS:
+            return Decision(wake_after_seconds=PENDING_RECHECK_SECONDS)
+        return Decision((StopPod(view.name),), wake_after_seconds=PENDING_RECHECK_SECONDS)
     if cancelled:
         return Decision((WriteStatus(cancelled_status(view, now)), DeletePod(view.name)))
     if view.deleting:

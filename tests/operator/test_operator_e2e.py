@@ -161,10 +161,16 @@ def test_cancel_stops_a_running_snippet(stack):
         "import time\nprint('started', flush=True)\ntime.sleep(60)\n", timeoutSeconds=60
     )
     name = run["metadata"]["name"]
-    stack.wait_run(name, lambda r: (r.get("status") or {}).get("phase") == "Running")
+    running = stack.wait_run(name, lambda r: (r.get("status") or {}).get("phase") == "Running")
+    # Cancel only once the snippet has printed, as seen in its pod's log.
+    stack.wait_for(
+        lambda: stack.live_stdout(running["status"]["podName"]) == "started\n",
+        "the snippet to print",
+    )
     stack.kubectl("patch", "coderun", name, "--type", "merge", "-p", '{"spec":{"cancel":true}}')
     run = stack.wait_terminal(name)
     assert run["status"]["reason"] == "Cancelled"
+    assert run["status"]["stdout"] == "started\n"  # what it printed before the cancel is kept
     stack.wait_for(lambda: stack.pods_of(run) == [], "the cancelled run's pod to go")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import kubernetes
 
+from coderun_operator.run_log import parse_run_log
 from tests.support.processes import TestProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,6 +148,13 @@ class Stack:
             self.namespace, label_selector=f"coderun.dev/run-uid={run['metadata']['uid']}"
         )
         return [pod.to_dict() for pod in pods.items]
+
+    def live_stdout(self, pod_name: str) -> str:
+        """What a running snippet printed so far, from the runner's records in its pod log."""
+        raw = self.core.read_namespaced_pod_log(
+            pod_name, self.namespace, container="run", _preload_content=False
+        ).data
+        return parse_run_log(raw).stdout
 
     def pods_created_for(self, run: dict[str, Any]) -> int:
         """How many distinct pods ever existed for this run (seen by the session's pod watch)."""
