@@ -51,7 +51,9 @@ from devstack.processes import StartError
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CODE = "print(1)"
 # Small CPU requests so that 32+ runs fit at once (this is also each run pod's CPU limit).
-OPERATOR_ENV = {"CODERUN_DEFAULT_CPU": "50m"}
+# The product's own default of 500m CPU per run (a pod's limit equals its request), so the
+# figures describe what a user gets; the nodes below have room for 32 such pods at once.
+OPERATOR_ENV = {"CODERUN_DEFAULT_CPU": "500m"}
 # The web UI refuses more than 100000 (its ceiling), which is far above what a run can reach.
 WEB_ENV = {"CODERUN_RUNS_PER_MINUTE_PER_CLIENT": "100000"}
 NODE_ARGS = ("--pods", "80", "--memory", "32Gi", "--cpu", "16")

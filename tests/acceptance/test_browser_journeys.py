@@ -1,6 +1,7 @@
 """A person in a browser, on the whole stack: the page, the real operator, a real run pod.
 
-Headless Debian Chromium driven by Playwright; one browser for the session. A screenshot of
+Headless Debian Chromium driven by Playwright; one browser for this module (Playwright's sync
+API holds the thread's event loop while it runs, so it is closed before other modules run). A screenshot of
 a finished run page is saved in artifacts/ for people to look at.
 """
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.timeout(600)
 FINISHED = re.compile(r"Finished|Failed|Timed out|Cancelled|Stopped")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[sync_api.Browser]:
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(
