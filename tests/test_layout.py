@@ -25,6 +25,6 @@ def test_operator_folder_never_shadows_the_standard_library():
 
 
 def test_required_top_level_layout_exists():
-    for name in ["operator/coderun_operator", "webui", "crds", "tests", "deploy",
+    for name in ["operator/coderun_operator", "webui", "templates", "crds", "tests", "deploy",
                  "devcluster", "README.md", "pyproject.toml", "Makefile", ".ci/run"]:  # fmt: skip
         assert (ROOT / name).exists(), name

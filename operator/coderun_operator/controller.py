@@ -191,7 +191,8 @@ class Controller:
             if self.run_uid_of_pod(existing) != uid:
                 raise KubeError(
                     "create_pod", 409, "AlreadyExists", f"pod {name} belongs to another run"
-                ) from error  # fmt: skip
+                ) from error
+            self._created[uid] = (time.monotonic(), existing)
             log.info("Adopted existing pod %s for run %s", name, _name(self.runs[uid]))
 
     async def _queue(self, uid: str, why: str) -> None:
