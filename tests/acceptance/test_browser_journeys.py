@@ -1,8 +1,7 @@
 """A person in a browser, on the whole stack: the page, the real operator, a real run pod.
 
-Headless Debian Chromium driven by Playwright; one browser for this module (Playwright's sync
-API holds the thread's event loop while it runs, so it is closed before other modules run). A screenshot of
-a finished run page is saved in artifacts/ for people to look at.
+Headless Debian Chromium driven by Playwright, one browser for the module (see
+tests/support/browser.py). A screenshot of a finished run page is saved in artifacts/.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import pytest
 from playwright import sync_api
 
 from tests.acceptance.conftest import ARTIFACTS
-from tests.support.browser import CHROMIUM_ARGS, chromium_path
+from tests.support.browser import headless_chromium
 
 pytestmark = pytest.mark.timeout(600)
 FINISHED = re.compile(r"Finished|Failed|Timed out|Cancelled|Stopped")
@@ -22,12 +21,8 @@ FINISHED = re.compile(r"Finished|Failed|Timed out|Cancelled|Stopped")
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[sync_api.Browser]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
-        )
+    with headless_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """One devcluster per test session, run as `python -m devcluster` in its own process group.
 
-Self-contained on purpose: the lead may move the `devcluster` fixture to tests/conftest.py.
+Self-contained on purpose, so that the conformance tests need nothing from the rest of the suite.
 """
 
 from __future__ import annotations

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+from playwright import sync_api
 
 # No background traffic: this machine reaches no network but the package mirrors.
 CHROMIUM_ARGS = [
@@ -23,3 +26,20 @@ def chromium_path() -> str:
     if found is None:
         pytest.fail("Chromium is missing: install Debian's chromium (.ci/run does)")
     return found
+
+
+@contextmanager
+def headless_chromium() -> Iterator[sync_api.Browser]:
+    """One headless Chromium for a test module.
+
+    Playwright's sync API holds the thread's event loop while a browser is open, so a browser
+    lives for one module at most: tests elsewhere may run asyncio themselves.
+    """
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

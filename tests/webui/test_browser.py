@@ -14,7 +14,7 @@ import pytest
 from playwright import sync_api
 from werkzeug.serving import make_server
 
-from tests.support.browser import CHROMIUM_ARGS, chromium_path
+from tests.support.browser import headless_chromium
 
 
 @pytest.fixture
@@ -27,24 +27,26 @@ def base_url(cluster_app) -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[sync_api.Browser]:
+    with headless_chromium() as launched:
+        yield launched
+
+
 @pytest.fixture
-def page(base_url):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(base_url=base_url)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        page.on(
-            "console",
-            lambda message: problems.append(message.text) if message.type == "error" else None,
-        )
-        yield page
-        browser.close()
-        # No script errors and no Content-Security-Policy violations on any page.
-        assert problems == []
+def page(browser, base_url):
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda message: problems.append(message.text) if message.type == "error" else None,
+    )
+    yield page
+    context.close()
+    # No script errors and no Content-Security-Policy violations on any page.
+    assert problems == []
 
 
 def _run_name(page) -> str:
