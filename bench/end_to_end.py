@@ -24,7 +24,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from coderun_operator.run_log import parse_run_log
 from coderun_operator.runner_delivery import RunnerConfig, runner_command, runner_environment
 from devstack.cluster_setup import SetupError
 from devstack.launcher import LocalStack
-from devstack.processes import StartError
+from devstack.processes import StartError, free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CODE = "print(1)"
@@ -152,13 +151,6 @@ class Budget:
     def allows(self, seconds: float = 0.0) -> bool:
         """True while at least ``seconds`` remain."""
         return self.remaining() > seconds
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Api:

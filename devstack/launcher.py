@@ -21,7 +21,14 @@ from typing import Any
 
 from coderun_operator.settings import SettingsError, load_web_settings
 from devstack.cluster_setup import SetupError, apply_base, service_account_kubeconfig
-from devstack.processes import Child, StartError, group_alive, stop_group, wait_until
+from devstack.processes import (
+    Child,
+    StartError,
+    free_port,
+    group_alive,
+    stop_group,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".run"
@@ -67,14 +74,6 @@ def answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class LocalStack:
@@ -184,7 +183,7 @@ class LocalStack:
 
     def start_operator(self) -> None:
         """Start (or start again) the operator under its own service account."""
-        health, metrics = _free_port(), _free_port()
+        health, metrics = free_port(), free_port()
         self.operator_health_url = f"http://127.0.0.1:{health}/healthz"
         self.operator_metrics_url = f"http://127.0.0.1:{metrics}/metrics"
         child = self._start(

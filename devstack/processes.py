@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -56,16 +57,8 @@ class Child:
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """SIGTERM the process group, then SIGKILL whatever is left after the grace period."""
-        if self.process is None:
-            return
-        pgid = self.process.pid
-        _signal_group(pgid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=grace_seconds)
-        # Grandchildren may outlive the leader; the group is cleaned either way.
-        _signal_group(pgid, signal.SIGKILL)
-        if self.process.poll() is None:
-            self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_process_group(self.process, grace_seconds)
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of this child's log, for error messages."""
@@ -94,6 +87,25 @@ def _stop_with_parent() -> None:
     """
     if _LIBC is not None:
         _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop_process_group(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """Stop a child started with ``start_new_session``: SIGTERM its group, wait for it, then
+    SIGKILL the group (grandchildren may outlive the leader) and reap the leader."""
+    pgid = process.pid
+    _signal_group(pgid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace_seconds)
+    _signal_group(pgid, signal.SIGKILL)
+    if process.poll() is None:
+        process.wait(timeout=5)
 
 
 def group_alive(pgid: int) -> bool:

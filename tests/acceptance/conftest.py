@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from devstack.launcher import LocalStack
-from tests.support.processes import free_port
+from devstack.processes import free_port
 from tests.support.stack import PodWatch, kubernetes_client
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
+
+from devstack.processes import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
@@ -137,19 +138,6 @@ class Devcluster:
         return body["entries"]
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate the whole process group, then make sure."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
 @pytest.fixture(scope="session")
 def devcluster() -> Iterator[Devcluster]:
     """A devcluster API server for the whole session (port chosen by the OS)."""
@@ -197,7 +185,7 @@ def devcluster() -> Iterator[Devcluster]:
             process=process,
         )
     finally:
-        _stop(process)
+        stop_process_group(process)
         log.close()
 
 

@@ -30,6 +30,7 @@ from devcluster.node_agent import (
     remove_leftover_cgroups,
     remove_leftover_state,
 )
+from devstack.processes import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
@@ -97,17 +98,6 @@ class Cluster:
         )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(10)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     workdir = Path(tempfile.mkdtemp(prefix="node-agent-e2e-"))
@@ -151,7 +141,7 @@ def cluster() -> Iterator[Cluster]:
         finally:
             agent.stop()
     finally:
-        _stop(server)
+        stop_process_group(server)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from devstack.cluster_setup import apply_base, service_account_kubeconfig
 from devstack.launcher import answers
-from tests.support.processes import TestProcess, free_port
+from devstack.processes import free_port
+from tests.support.processes import TestProcess
 from tests.support.stack import ROOT, PodWatch, Stack, operator_process
 
 # Runtimes the tests need besides the default one: an image no node can pull, and one that

@@ -5,18 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-
-def free_port() -> int:
-    """A TCP port on loopback that was free a moment ago (the OS picks it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from devstack.processes import stop_process_group
 
 
 class TestProcess:
@@ -69,16 +63,8 @@ class TestProcess:
 
     def stop(self, grace_seconds: float = 10) -> None:
         """SIGTERM the process group, SIGKILL what is left after the grace period."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=grace_seconds)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        if self.process.poll() is None:
-            self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_process_group(self.process, grace_seconds)
 
     def log_text(self) -> str:
         """Everything the process logged so far."""

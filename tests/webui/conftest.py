@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from webui_support import FakeOperator, make_settings, offline_api_client
 
 from coderun_operator import api_bounds
 from coderun_operator.settings import WebSettings
+from devstack.processes import stop_process_group
 from webui import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,18 +117,6 @@ class Cluster:
         return self.admin("GET", f"/devcluster/v1/audit?{query}")["entries"]
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
 def _wait_for_crd(api_client: kubernetes.client.ApiClient) -> None:
     custom = kubernetes.client.CustomObjectsApi(api_client)
     deadline = time.monotonic() + 30
@@ -189,7 +177,7 @@ def cluster() -> Iterator[Cluster]:
         _wait_for_crd(api_client)
         yield running
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 @pytest.fixture
