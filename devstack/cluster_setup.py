@@ -38,9 +38,14 @@ def kubectl(kubeconfig: Path, home: Path, *args: str, timeout: float = 120) -> s
     return done.stdout
 
 
+# The operator and the web UI run here as local processes, so their Deployments, Service and
+# disruption budget stay out of devcluster, which runs no controllers for them.
+LOCAL_SELECTOR = "app.kubernetes.io/component notin (operator,webui)"
+
+
 def apply_base(kubeconfig: Path, home: Path) -> None:
-    """Apply deploy/base (namespaces, CRD, service accounts, RBAC) and wait for the CRD."""
-    kubectl(kubeconfig, home, "apply", "-k", str(ROOT / "deploy" / "base"))
+    """Apply deploy/base without its workloads, then wait until the CRD is established."""
+    kubectl(kubeconfig, home, "apply", "-k", str(ROOT / "deploy" / "base"), "-l", LOCAL_SELECTOR)
     kubectl(
         kubeconfig,
         home,

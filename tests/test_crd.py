@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from coderun_operator import api_bounds
+from tests.support.manifests import KUBERNETES_VERSION
 
 CRD_PATH = Path(__file__).resolve().parent.parent / "crds" / "coderun.yaml"
-KUBERNETES_VERSION = "1.33.0"
 
 # Every status field of the design's contract; the API server prunes undeclared ones.
 STATUS_FIELDS = {

@@ -1,0 +1,55 @@
+"""Render the kustomize overlays with real kubectl, once per overlay per session."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+# Every kustomization a person may apply: the base and each overlay.
+KUSTOMIZATIONS = ("base", "overlays/gke", "overlays/gke-sandbox", "overlays/kind")
+# The Kubernetes version the manifests are validated against: one that GKE's Regular release
+# channel offers.
+KUBERNETES_VERSION = "1.35.0"
+
+
+@functools.cache
+def render_text(kustomization: str) -> str:
+    """`kubectl kustomize deploy/<kustomization>` as YAML text; fails loudly on any error."""
+    with tempfile.TemporaryDirectory() as home:
+        done = subprocess.run(
+            [KUBECTL, "kustomize", str(DEPLOY / kustomization)],
+            capture_output=True,
+            text=True,
+            env={"HOME": home, "PATH": ""},
+            timeout=120,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise AssertionError(f"kubectl kustomize deploy/{kustomization} failed:\n{done.stderr}")
+    return done.stdout
+
+
+def render(kustomization: str) -> list[dict[str, Any]]:
+    """The rendered objects of ``deploy/<kustomization>``."""
+    return [obj for obj in yaml.safe_load_all(render_text(kustomization)) if obj]
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The one ``kind`` named ``name`` (or ``name-<hash>``, as kustomize names generated ones)."""
+    found = [
+        obj
+        for obj in objects
+        if obj["kind"] == kind
+        and (obj["metadata"]["name"] == name or obj["metadata"]["name"].startswith(name + "-"))
+    ]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
