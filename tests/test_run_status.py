@@ -12,6 +12,7 @@ from coderun_operator.run_status import (
     finished_status,
     human_duration,
     lost_status,
+    pod_refused_status,
     progress_status,
     queued_status,
     rejected_status,
@@ -225,6 +226,20 @@ def test_rejected_and_queued():
     assert queued["conditions"][0]["status"] == "Unknown"
 
 
+def test_a_refused_pod_ends_the_run_with_the_api_servers_words():
+    detail = (
+        'pods "crun-x" is forbidden: maximum memory usage per Container is 64Mi, but limit is 128Mi'
+    )
+    status = pod_refused_status(detail, NOW)
+    assert (status["phase"], status["reason"]) == ("Failed", "ConfigError")
+    assert (
+        "maximum memory usage per Container is 64Mi, but limit is 128Mi. An admin"
+        in (status["message"])
+    )
+    assert status["completionTime"] and status["conditions"][0]["status"] == "False"
+    assert len(pod_refused_status("x" * 10_000, NOW)["message"]) == 4096
+
+
 def test_running_only_when_the_container_runs():
     creating = pod("Pending", state={"waiting": {"reason": "ContainerCreating"}})
     status = progress_status(view_pod(creating), CONTEXT, NOW)
@@ -294,6 +309,7 @@ def test_every_status_validates_against_the_crd():
         finished(pod("Failed", reason="DeadlineExceeded"), log(None)),
         finished(None, None),
         queued_status("x", NOW),
+        pod_refused_status("forbidden", NOW),
         progress_status(
             view_pod(pod("Running", state={"running": {"startedAt": "2026-12-03T11:59:58Z"}})),
             CONTEXT,

@@ -37,6 +37,7 @@ from coderun_operator.run_status import (
     TERMINAL_PHASES,
     finished_status,
     parse_time,
+    pod_refused_status,
     queued_status,
     timestamp,
 )
@@ -184,6 +185,10 @@ class Controller:
             if error.quota_exceeded:
                 await self._queue(uid, error.message)
                 raise _QueuedError(error.message) from error
+            if error.refused:
+                # Trying again would be refused again: the run ends here, saying why.
+                await self._write_status(uid, pod_refused_status(error.message, self.clock()))
+                return
             if not error.already_exists:
                 raise
             name = action.manifest["metadata"]["name"]

@@ -56,6 +56,12 @@ class KubeError(Exception):
         """A ResourceQuota refused the object: capacity, not failure."""
         return self.status == 403 and "exceeded quota" in self.message
 
+    @property
+    def refused(self) -> bool:
+        """The API server will never take this object as it is: invalid, or forbidden by policy
+        (a LimitRange, Pod Security, missing rights). A full quota is capacity, not refusal."""
+        return self.status in (400, 403, 422) and not self.quota_exceeded
+
 
 def _error(operation: str, error: Exception) -> KubeError:
     if isinstance(error, ApiException):

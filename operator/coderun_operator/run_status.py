@@ -102,6 +102,15 @@ def rejected_status(rejection: Rejection, now: datetime) -> dict[str, Any]:
     return _status("Failed", "Rejected", rejection.message[:4096], now)
 
 
+def pod_refused_status(detail: str, now: datetime) -> dict[str, Any]:
+    """Status of a run whose pod the cluster will not create (its policy or the pod is wrong)."""
+    message = (
+        f"The cluster refused to create the run's pod: {detail.rstrip('. ')}. "
+        "An administrator must make the operator's settings and the namespace's policy agree."
+    )
+    return _status("Failed", "ConfigError", message[:4096], now)
+
+
 def queued_status(why: str, now: datetime) -> dict[str, Any]:
     """Status of a run waiting for capacity (quota full, no node free) before its pod exists."""
     return _status("Pending", "Queued", f"Queued: waiting for capacity. {why}"[:4096], now)

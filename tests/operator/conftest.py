@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.cluster_setup import apply_base, service_account_kubeconfig
+from devstack.cluster_setup import apply_base, kubectl, service_account_kubeconfig
 from devstack.launcher import answers
 from devstack.processes import free_port
 from tests.support.processes import TestProcess
@@ -96,6 +96,14 @@ def stack() -> Iterator[Stack]:
         # The operator runs as its own service account, with only the RBAC of deploy/base.
         home = workdir / "kubectl-home"
         apply_base(Path(kubeconfig), home)
+        # These tests allow runs of up to 64 CPUs (to ask for more than any node has), so the
+        # namespace's LimitRange is raised to match, as an administrator would.
+        kubectl(
+            Path(kubeconfig),
+            home,
+            *("-n", "coderun-runs", "patch", "limitrange", "coderun-runs", "--type", "json"),
+            *("-p", '[{"op": "replace", "path": "/spec/limits/0/max/cpu", "value": "64"}]'),
+        )
         operator_config = service_account_kubeconfig(
             Path(kubeconfig), home, "coderun-operator", workdir / "operator.kubeconfig"
         )

@@ -284,6 +284,29 @@ def test_a_full_quota_queues_runs_until_capacity_frees(stack):
         )
 
 
+def test_a_pod_the_namespace_policy_refuses_ends_the_run_with_config_error(stack):
+    tight = {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "tight-memory"},
+        "spec": {"limits": [{"type": "Container", "max": {"memory": "64Mi"}}]},
+    }
+    stack.core.create_namespaced_limit_range(stack.namespace, tight)
+    try:
+        run = stack.run_and_wait("print('never')")
+        status = run["status"]
+        assert (status["phase"], status["reason"]) == ("Failed", "ConfigError")
+        assert (
+            "maximum memory usage per Container is 64Mi, but limit is 128Mi" in (status["message"])
+        )
+        assert "exitCode" not in status
+        assert stack.pods_created_for(run) == 0
+    finally:
+        stack.core.delete_namespaced_limit_range(
+            "tight-memory", stack.namespace, _preload_content=False
+        )
+
+
 def test_metrics_count_runs_by_phase_and_reason(stack):
     if stack.operator is None:
         pytest.skip("the operator's metrics port is reachable only when the tests start it")
