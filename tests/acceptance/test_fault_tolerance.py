@@ -56,6 +56,8 @@ def faults(full_stack):
     full_stack.cluster_admin("DELETE", "/devcluster/v1/faults")
 
 
+# devcluster_only: the failures are injected through devcluster's faults endpoint.
+@pytest.mark.devcluster_only
 def test_one_request_in_ten_failing(full_stack, faults):
     users = [OPERATOR_USER, WEBUI_USER]
     faults(
@@ -71,6 +73,8 @@ def test_one_request_in_ten_failing(full_stack, faults):
     check_aftermath(full_stack, names, [f"f{i}\n" for i in range(20)])
 
 
+# devcluster_only: devcluster's faults endpoint drops the watch streams.
+@pytest.mark.devcluster_only
 def test_watch_streams_dropped_again_and_again(full_stack, faults):
     names = []
     for i in range(12):
@@ -80,6 +84,8 @@ def test_watch_streams_dropped_again_and_again(full_stack, faults):
     check_aftermath(full_stack, names, [f"w{i}\n" for i in range(12)])
 
 
+# devcluster_only: SIGKILLs and restarts the local operator process.
+@pytest.mark.devcluster_only
 def test_operator_killed_at_seeded_points(full_stack):
     moments = random.Random(20261203)
     names = []
@@ -92,6 +98,8 @@ def test_operator_killed_at_seeded_points(full_stack):
     check_aftermath(full_stack, names, outputs)
 
 
+# devcluster_only: the eviction is a node-agent fault action of devcluster.
+@pytest.mark.devcluster_only
 def test_an_evicted_run_pod_is_reported_lost(full_stack):
     name = submit_retrying(full_stack, "import time\nprint('up', flush=True)\ntime.sleep(60)")
     deadline = time.monotonic() + 120
@@ -112,6 +120,8 @@ def test_an_evicted_run_pod_is_reported_lost(full_stack):
     full_stack.wait_for_no_pod(pod)
 
 
+# devcluster_only: pauses devcluster's node agent through its fault actions.
+@pytest.mark.devcluster_only
 def test_node_agent_paused_past_the_pending_limit(full_stack):
     action = "/devcluster/v1/faults/actions/node-agent"
     full_stack.cluster_admin("POST", action, {"data": {"paused": "true"}})

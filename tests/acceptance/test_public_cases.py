@@ -34,16 +34,8 @@ def yaml_run(full_stack, name: str, timeout: int | None, code: str) -> dict:
     return full_stack.wait_coderun_terminal(name)
 
 
-def processes_alive(full_stack) -> dict[str, int]:
-    return {
-        name: child.process.pid
-        for name, child in full_stack.local.children.items()
-        if child.alive()
-    }
-
-
 def test_endless_output_is_capped_and_nothing_runs_out_of_memory(full_stack):
-    before = processes_alive(full_stack)
+    before = full_stack.service_incarnations()
     run = yaml_run(full_stack, "flood", 10, 'while True:\n    print("y" * 1000)\n')
     status = run["status"]
     assert (status["phase"], status["reason"]) == ("Failed", "Timeout")
@@ -53,7 +45,8 @@ def test_endless_output_is_capped_and_nothing_runs_out_of_memory(full_stack):
     assert status["stdout"].startswith("y" * 1000)
     assert status["stdoutBytes"] > kept
     assert len(json.dumps(run)) < 1_000_000
-    assert processes_alive(full_stack) == before  # operator, web UI, cluster: none restarted
+    # Operator, web UI (and on the local stack the cluster's processes): none restarted.
+    assert full_stack.service_incarnations() == before
 
 
 def test_bytes_that_are_not_utf8_become_replacement_characters(full_stack):
@@ -173,6 +166,8 @@ def test_memory_hogs_are_reported_as_out_of_memory(full_stack):
     assert status["stdout"] == "start\n"
 
 
+# devcluster_only: kills and restarts the local operator process, then reads its log file.
+@pytest.mark.devcluster_only
 def test_an_operator_restart_after_the_pod_exists_neither_fails_nor_duplicates(full_stack):
     full_stack.kubectl(
         "create",
@@ -191,13 +186,14 @@ def test_an_operator_restart_after_the_pod_exists_neither_fails_nor_duplicates(f
     run = full_stack.wait_coderun_terminal("once")
     assert (run["status"]["phase"], run["status"]["stdout"]) == ("Succeeded", "once\n")
     assert len(full_stack.pod_watch.uids_for(uid)) == 1
-    log = (full_stack.local.log_dir / "operator.log").read_text()
+    log = full_stack.operator_log()
     assert "AlreadyExists" not in log
     assert not re.search(r"Handler '\w+' failed", log)
 
 
 def test_a_pod_that_cannot_be_placed_is_pending_never_running(full_stack):
-    nodes = ["node-1", "node-2"]
+    nodes = [node["metadata"]["name"] for node in full_stack.schedulable_nodes()]
+    assert nodes
     for node in nodes:
         full_stack.kubectl("cordon", node)
     try:

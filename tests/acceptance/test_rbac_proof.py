@@ -28,6 +28,8 @@ def role_rules(path: Path, name: str) -> list[dict]:
     raise AssertionError(f"no Role {name} in {path}")
 
 
+# devcluster_only: the proof reads devcluster's audit log (who asked, which rule allowed it).
+@pytest.mark.devcluster_only
 @pytest.mark.parametrize("user", list(ROLES), ids=["operator", "webui"])
 def test_rbac_is_sufficient_and_minimal(full_stack, user):
     role, path = ROLES[user]

@@ -1,7 +1,8 @@
-"""Headless Chromium for the browser tests: Debian's build, driven by Playwright."""
+"""Headless Chromium for the browser tests: Debian's (or CODERUN_CHROMIUM's), via Playwright."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 import pytest
 from playwright import sync_api
 
+CHROMIUM_ENV = "CODERUN_CHROMIUM"
 # No background traffic: this machine reaches no network but the package mirrors.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -21,10 +23,22 @@ CHROMIUM_ARGS = [
 
 
 def chromium_path() -> str:
-    """The Chromium executable; fails the test loudly when it is missing (never skips)."""
+    """The Chromium executable; fails the test loudly when it is missing (never skips).
+
+    ``CODERUN_CHROMIUM`` names another Chromium or Chrome binary (CI uses the runner's Chrome).
+    """
+    override = os.environ.get(CHROMIUM_ENV, "").strip()
+    if override:
+        found = shutil.which(override)
+        if found is None:
+            pytest.fail(f"{CHROMIUM_ENV}={override!r} is not an executable Chromium or Chrome")
+        return found
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.fail("Chromium is missing: install Debian's chromium (.ci/run does)")
+        pytest.fail(
+            f"Chromium is missing: install Debian's chromium (.ci/run does), "
+            f"or name a Chromium or Chrome binary in {CHROMIUM_ENV}"
+        )
     return found
 
 
