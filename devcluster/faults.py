@@ -2,8 +2,9 @@
 
 Each rule aims at chosen identities (so a test's own admin kubectl is not hit) and optionally
 at verbs/resources, and fails a fraction of matching requests with 500, 429 (+ Retry-After)
-or 409. Watch streams of chosen users can be dropped. Actions such as evicting a pod or
-pausing the node agent are registered by their owners through `register_action`.
+or 409 (on writes only: a real API server never answers a read with a conflict). Watch
+streams of chosen users can be dropped. Actions such as evicting a pod or pausing the node
+agent are registered by their owners through `register_action`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Any
 
 from devcluster.errors import ApiError
 from devcluster.requestinfo import RequestInfo
+
+# Verbs a real API server can answer with 409 (AlreadyExists on create; a stale
+# resourceVersion or a failed precondition on the others).
+_CONFLICT_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
 @dataclass
@@ -36,6 +41,8 @@ class FaultRule:
         if not self.users and is_admin:
             return False
         if self.verbs and info.verb not in self.verbs:
+            return False
+        if self.status == 409 and info.verb not in _CONFLICT_VERBS:
             return False
         return not (
             self.resources

@@ -19,9 +19,7 @@ def victim(devcluster):
     devcluster.request("DELETE", "/devcluster/v1/faults")
 
 
-@pytest.mark.parametrize(
-    ("code", "reason"), [(500, "InternalError"), (429, "TooManyRequests"), (409, "Conflict")]
-)
+@pytest.mark.parametrize(("code", "reason"), [(500, "InternalError"), (429, "TooManyRequests")])
 def test_requests_fail_for_the_chosen_user_only(devcluster, namespace, victim, code, reason):
     name, token = victim
     status, _, _ = devcluster.request(
@@ -37,6 +35,19 @@ def test_requests_fail_for_the_chosen_user_only(devcluster, namespace, victim, c
         assert headers["Retry-After"] == "1"
     assert devcluster.request("GET", path)[0] == 200  # the admin is not hit
     assert devcluster.request("GET", f"{path}/nope", token=token)[0] == 404  # other verbs pass
+
+
+def test_conflicts_are_injected_on_writes_only(devcluster, namespace, victim):
+    name, token = victim
+    devcluster.request(
+        "POST", "/devcluster/v1/faults", {"rules": [{"status": 409, "users": [name]}]}
+    )
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    assert devcluster.request("GET", path, token=token)[0] == 200
+    assert devcluster.request("GET", f"{path}?watch=1&timeoutSeconds=1", token=token)[0] == 200
+    body = {"metadata": {"name": "c"}, "data": {}}
+    status, _, answer = devcluster.request("POST", path, body, token=token)
+    assert (status, answer["reason"]) == (409, "Conflict")
 
 
 def test_fraction_fails_some_requests(devcluster, namespace, victim):
