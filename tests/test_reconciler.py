@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
+from coderun_operator.controller import Controller
 from coderun_operator.reconciler import (
     CreatePod,
     DeletePod,
@@ -10,6 +11,7 @@ from coderun_operator.reconciler import (
     StopPod,
     WriteStatus,
     decide,
+    run_to_keep,
 )
 from coderun_operator.settings import load_operator_settings
 
@@ -142,3 +144,43 @@ def test_a_pod_being_deleted_by_someone_else_is_waited_for():
         "Running", state={"running": {"startedAt": "2026-12-03T12:00:00Z"}}, deleting=True
     )
     assert decide(run(status={"phase": "Running"}), running, NOW, SETTINGS).actions == ()
+
+
+def test_a_finished_run_is_kept_without_snippet_input_and_output():
+    done = {
+        "phase": "Succeeded",
+        "completionTime": "2026-12-03T11:00:00.000Z",
+        "stdout": "x" * 100_000,
+        "stderr": "y",
+        "exitCode": 0,
+    }
+    full = run(status=done, stdin="z" * 50_000, ttlSecondsAfterFinished=60)
+    kept = run_to_keep(full)
+    assert kept["spec"] == {"ttlSecondsAfterFinished": 60}
+    assert kept["status"] == {k: v for k, v in done.items() if k not in ("stdout", "stderr")}
+    assert kept["metadata"] == full["metadata"]
+    assert full["spec"]["code"] == "print(1)" and full["status"]["stdout"]  # the input is intact
+    # The slim copy decides exactly as the full run does.
+    for at in (NOW, NOW - timedelta(minutes=59, seconds=30)):
+        assert decide(kept, None, at, SETTINGS) == decide(full, None, at, SETTINGS)
+
+
+def test_a_run_still_going_is_kept_whole():
+    going = run(status={"phase": "Running", "podName": "crun-r1"}, stdin="abc")
+    assert run_to_keep(going) == going
+    assert run_to_keep(run()) == run()
+
+
+def test_the_controller_keeps_finished_runs_slim_and_others_whole():
+    controller = Controller(api=None, settings=SETTINGS)  # observing makes no API call
+    done = {"phase": "Failed", "reason": "Error", "stdout": "o" * 1000, "stderr": "e" * 1000}
+    finished = run(status=done)
+    finished["metadata"].update(uid="u-done", resourceVersion="7")
+    going = run(status={"phase": "Running"})
+    going["metadata"].update(uid="u-going", resourceVersion="8")
+    controller.observe_run("MODIFIED", finished)
+    controller.observe_run("ADDED", going)
+    assert controller.runs["u-done"] == run_to_keep(finished)
+    assert "code" not in controller.runs["u-done"]["spec"]
+    assert "stdout" not in controller.runs["u-done"]["status"]
+    assert controller.runs["u-going"] == going

@@ -1,8 +1,9 @@
 """Carries out the reconciler's decisions for each run, one run at a time.
 
-The controller keeps the latest CodeRuns it was told about and asks for their pods through a
-lookup the kopf layer provides (an index fed by the pod watch). It never keeps verdicts of its
-own: on any failure it simply looks at the run again later, with backoff, and decides anew.
+The controller keeps the latest CodeRuns it was told about (finished ones without their
+snippet and output) and asks for their pods through a lookup the kopf layer provides (an
+index fed by the pod watch). It never keeps verdicts of its own: on any failure it simply
+looks at the run again later, with backoff, and decides anew.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from coderun_operator.reconciler import (
     WriteStatus,
     decide,
     is_terminal,
+    run_to_keep,
 )
 from coderun_operator.run_log import max_log_bytes, parse_run_log
 from coderun_operator.run_pod import CONTAINER_NAME, RUN_UID_LABEL
@@ -111,16 +113,16 @@ class Controller:
             for table in (self.runs, self._wakes, self._failures, self._created, self._deleted):
                 table.pop(uid, None)
         else:
-            self._keep_newer(uid, dict(body))
+            self._keep_newer(uid, body)
         RUNS_ACTIVE.set(sum(1 for run in self.runs.values() if not is_terminal(run)))
         return uid
 
-    def _keep_newer(self, uid: str, run: dict[str, Any]) -> None:
+    def _keep_newer(self, uid: str, run: Mapping[str, Any]) -> None:
         # A watch event may be older than the object a write just returned to us.
         current = self.runs.get(uid)
         if current is not None and _resource_version(current) > _resource_version(run):
             return
-        self.runs[uid] = run
+        self.runs[uid] = run_to_keep(run)
 
     @staticmethod
     def run_uid_of_pod(body: Mapping[str, Any]) -> str | None:

@@ -31,6 +31,8 @@ RUN_POD_LABELS = {APP_LABEL: APP_NAME, MANAGED_BY_LABEL: MANAGED_BY}
 # timeout just above it turns a silently stalled connection into a reconnect, never a hang.
 WATCH_SERVER_TIMEOUT_SECONDS = 60
 WATCH_CLIENT_TIMEOUT_SECONDS = 75
+LIST_CHUNK_SIZE = 100
+CRD_RETRY_SECONDS = 5
 
 
 def _kubernetes_client() -> Any:
@@ -55,6 +57,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT_SECONDS
     settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT_SECONDS
     settings.watching.connect_timeout = 10
+    # List existing runs page by page: a full runs namespace is thousands of objects, each
+    # up to a few hundred kilobytes.
+    settings.watching.chunk_size = LIST_CHUNK_SIZE
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 10
     # Kubernetes Events only for problems: one per handler success would double the writes.
@@ -72,8 +77,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Serve the runs namespace and the resources present at start-up only: watching all
     # namespaces and CRDs would need cluster-wide permissions the operator does not hold.
     settings.scanning.disabled = True
-    api_client = await asyncio.to_thread(_kubernetes_client)
-    controller = Controller(RunsApi(api_client, ours.runs_namespace), ours)
+    if "api_client" not in memo:  # kept across the retries below
+        memo["api_client"] = await asyncio.to_thread(_kubernetes_client)
+    api = RunsApi(memo["api_client"], ours.runs_namespace)
+    # kopf resolves the resources it watches once, right after start-up (scanning is off):
+    # started before the CRD is served, it would never watch CodeRuns. Wait for it instead;
+    # meanwhile the liveness endpoint stays down, so a CRD that never comes shows as restarts.
+    problem = await asyncio.to_thread(api.coderun_api_problem)
+    if problem is not None:
+        raise kopf.TemporaryError(f"Cannot start yet: {problem}.", delay=CRD_RETRY_SECONDS)
+    controller = Controller(api, ours)
     memo["controller"] = controller
     memo["wakeups"] = asyncio.create_task(controller.run_wakeups())
     start_http_server(ours.metrics_port)

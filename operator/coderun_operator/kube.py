@@ -96,6 +96,29 @@ class RunsApi:
         API_CALLS.labels(operation, "ok").inc()
         return result
 
+    def coderun_api_problem(self) -> str | None:
+        """Why the operator cannot serve CodeRuns yet (the API is not served), or None."""
+        try:
+            resources = self._call(
+                "discover_coderuns",
+                self._custom.get_api_resources,
+                api_bounds.API_GROUP,
+                api_bounds.API_VERSION,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except KubeError as error:
+            if not error.not_found:
+                return f"the API server cannot be asked which APIs it serves: {error}"
+            resources = None
+        names = {item.name for item in getattr(resources, "resources", None) or []}
+        if api_bounds.PLURAL in names:
+            return None
+        return (
+            f"the API server does not serve {api_bounds.PLURAL}.{api_bounds.API_GROUP}/"
+            f"{api_bounds.API_VERSION}; apply the CRD (crds/coderun.yaml, in every deploy/ "
+            "overlay)"
+        )
+
     def create_pod(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Create a pod; returns it as a dict."""
         response = self._call(

@@ -104,6 +104,27 @@ def is_terminal(run: Mapping[str, Any]) -> bool:
     return (run.get("status") or {}).get("phase") in TERMINAL_PHASES
 
 
+# What a finished run no longer needs: the snippet, its input and its output. Each may be
+# hundreds of kilobytes, and finished runs outnumber the others until their TTL ends.
+_BULK_FIELDS = {"spec": frozenset({"code", "stdin"}), "status": frozenset({"stdout", "stderr"})}
+
+
+def run_to_keep(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The copy of ``run`` worth keeping in memory: a finished run without its bulk fields.
+
+    Deciding about a finished run takes only its metadata, TTL and completion time, and no
+    status is written to a run once it has finished.
+    """
+    kept = dict(run)
+    if not is_terminal(run):
+        return kept
+    for section, fields in _BULK_FIELDS.items():
+        part = kept.get(section)
+        if isinstance(part, Mapping):
+            kept[section] = {key: value for key, value in part.items() if key not in fields}
+    return kept
+
+
 def run_context(plan: RunPlan, settings: OperatorSettings) -> RunContext:
     """The limits a run runs under, for status messages."""
     return RunContext(

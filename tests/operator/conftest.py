@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from devstack.cluster_setup import apply_base, kubectl, service_account_kubeconf
 from devstack.launcher import answers
 from devstack.processes import free_port
 from tests.support.processes import TestProcess
-from tests.support.stack import ROOT, PodWatch, Stack, operator_process
+from tests.support.stack import PodWatch, Stack, operator_process, start_devcluster
 
 # Runtimes the tests need besides the default one: an image no node can pull, and one that
 # is told to use the image's own user although that user is root.
@@ -32,56 +31,6 @@ TEST_OPERATOR_ENV = {
 }
 
 
-def _start_devcluster(workdir: Path) -> tuple[str, list[TestProcess]]:
-    kubeconfig = workdir / "kubeconfig"
-    ready = workdir / "devcluster.ready.json"
-    server = TestProcess(
-        "devcluster",
-        [
-            sys.executable,
-            "-m",
-            "devcluster",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--ready-file",
-            str(ready),
-            "--nodes",
-            "0",
-            "--namespace",
-            "coderun-runs",
-            "--audit-log",
-            str(workdir / "audit.jsonl"),
-        ],
-        workdir / "devcluster.log",
-        cwd=ROOT,
-    )
-    server.start()
-    server.wait_until(ready.exists, 60, "starting")
-    agent = TestProcess(
-        "node agent",
-        [
-            sys.executable,
-            "-m",
-            "devcluster.node_agent",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--nodes",
-            "2",
-            "--cpu",
-            "4",
-            "--memory",
-            "8Gi",
-            "--pods",
-            "40",
-        ],
-        workdir / "node-agent.log",
-        cwd=ROOT,
-    )
-    agent.start()
-    agent.wait_until(lambda: '"event": "ready"' in agent.log_text(), 60, "registering nodes")
-    return str(kubeconfig), [agent, server]
-
-
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     """The CRD installed, and the real operator running (restartable by tests)."""
@@ -92,7 +41,7 @@ def stack() -> Iterator[Stack]:
         kubeconfig = external
         operator = None
     else:
-        kubeconfig, processes = _start_devcluster(workdir)
+        kubeconfig, processes = start_devcluster(workdir)
         # The operator runs as its own service account, with only the RBAC of deploy/base.
         home = workdir / "kubectl-home"
         apply_base(Path(kubeconfig), home)

@@ -236,3 +236,57 @@ def operator_process(workdir: Path, kubeconfig: str, env: dict[str, str]) -> Tes
         env={"KUBECONFIG": kubeconfig, **env},
         cwd=ROOT,
     )
+
+
+def start_devcluster(workdir: Path, with_nodes: bool = True) -> tuple[str, list[TestProcess]]:
+    """A devcluster (API server, and a node agent with two nodes unless told otherwise) in
+    ``workdir``; returns its admin kubeconfig and the processes, to stop in that order."""
+    kubeconfig = workdir / "kubeconfig"
+    ready = workdir / "devcluster.ready.json"
+    server = TestProcess(
+        "devcluster",
+        [
+            sys.executable,
+            "-m",
+            "devcluster",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--ready-file",
+            str(ready),
+            "--nodes",
+            "0",
+            "--namespace",
+            "coderun-runs",
+            "--audit-log",
+            str(workdir / "audit.jsonl"),
+        ],
+        workdir / "devcluster.log",
+        cwd=ROOT,
+    )
+    server.start()
+    server.wait_until(ready.exists, 60, "starting")
+    if not with_nodes:
+        return str(kubeconfig), [server]
+    agent = TestProcess(
+        "node agent",
+        [
+            sys.executable,
+            "-m",
+            "devcluster.node_agent",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--nodes",
+            "2",
+            "--cpu",
+            "4",
+            "--memory",
+            "8Gi",
+            "--pods",
+            "40",
+        ],
+        workdir / "node-agent.log",
+        cwd=ROOT,
+    )
+    agent.start()
+    agent.wait_until(lambda: '"event": "ready"' in agent.log_text(), 60, "registering nodes")
+    return str(kubeconfig), [agent, server]
