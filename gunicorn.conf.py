@@ -6,8 +6,10 @@ Threaded workers let one process hold many waiting requests (long-polls of runni
 bounded by ``CODERUN_MAX_WAIT_SECONDS``.
 """
 
+import contextlib
 import os
 import sys
+import tempfile
 
 from coderun_operator.settings import SettingsError, load_web_settings
 
@@ -17,6 +19,18 @@ except SettingsError as _error:
     sys.exit(f"coderun web UI: {_error}")
 
 wsgi_app = "webui:create_app()"
+# The workers of one server share what /readyz has learnt (webui/health.py) through this file;
+# a restarted server (same pid in a restarted container) starts without it.
+_ready_file = os.path.join(tempfile.gettempdir(), f"coderun-webui-{os.getpid()}.ready")
+raw_env = [f"WEBUI_READY_FILE={_ready_file}"]
+
+
+def on_starting(server):
+    """Forget a readiness marker left by an earlier server in this container."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(_ready_file)
+
+
 bind = [f"0.0.0.0:{_settings.port}"]
 worker_class = "gthread"
 workers = _settings.workers

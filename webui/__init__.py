@@ -51,7 +51,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     ``test_config``.
 
     ``test_config`` may set ``CODERUN_SETTINGS`` (a `WebSettings`), ``KUBE_API_CLIENT`` (a
-    kubernetes ApiClient) or ``KUBECONFIG`` (a path), and any Flask setting. A bad setting or
+    kubernetes ApiClient), ``KUBECONFIG`` (a path), ``READY_FILE`` (a path) and any Flask
+    setting. A bad setting or
     no way to reach Kubernetes stops start-up with one sentence.
     """
     app = Flask(__name__, template_folder=str(TEMPLATES))
@@ -59,6 +60,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         DEBUG=False,
         KUBECONFIG=None,
         KUBE_API_CLIENT=None,
+        # A file the workers of one gunicorn share (see webui/health.py); none: this app only.
+        READY_FILE=os.environ.get("WEBUI_READY_FILE"),
     )
     try:
         app.config["CODERUN_SETTINGS"] = load_web_settings(os.environ)

@@ -11,6 +11,8 @@ from webui.run_actions import (
     RateLimitError,
     cancel_run,
     rate_limit_message,
+    refusal_message,
+    refusal_retry_after,
     refused_status,
     start_run,
 )
@@ -77,6 +79,12 @@ def create_run() -> Response:
     except RateLimitError as limited:
         return json_error(
             429, rate_limit_message(limited.retry_after), retry_after=limited.retry_after
+        )
+    except Refused as refused:
+        return json_error(
+            refused_status(refused),
+            refusal_message(refused),
+            retry_after=refusal_retry_after(refused),
         )
     except StoreError as error:
         return _store_error(error)

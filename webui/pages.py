@@ -9,6 +9,8 @@ from webui.run_actions import (
     RateLimitError,
     cancel_run,
     rate_limit_message,
+    refusal_message,
+    refusal_retry_after,
     refused_status,
     start_run,
 )
@@ -121,8 +123,9 @@ def create_run() -> Response:
     except Refused as refused:
         return render_form(
             values,
-            message=f"The cluster refused the run: {refused.message}",
+            message=refusal_message(refused),
             status=refused_status(refused),
+            retry_after=refusal_retry_after(refused),
         )
     name = run["metadata"]["name"]
     return redirect(url_for("pages.run_page", name=name), code=303)  # type: ignore[return-value]

@@ -40,6 +40,30 @@ def refused_status(error: Refused) -> int:
     return 422 if error.status in (400, 422) else 503
 
 
+# How long a client is asked to wait when the runs namespace is full.
+CAPACITY_RETRY_SECONDS = 30
+
+
+def at_capacity(error: Refused) -> bool:
+    """True when the refusal is the runs namespace's ResourceQuota being full."""
+    return error.status == 403 and "exceeded quota" in error.message
+
+
+def refusal_message(error: Refused) -> str:
+    """The sentence for a refused create: capacity in plain words, anything else verbatim."""
+    if at_capacity(error):
+        return (
+            "The service is at capacity: it holds as many runs as it may right now. "
+            f"The run was not started; try again in {CAPACITY_RETRY_SECONDS} seconds."
+        )
+    return f"The cluster refused the run: {error.message}"
+
+
+def refusal_retry_after(error: Refused) -> int | None:
+    """Seconds worth waiting before trying again, when waiting helps."""
+    return CAPACITY_RETRY_SECONDS if at_capacity(error) else None
+
+
 def start_run(run_request: RunRequest) -> dict[str, Any]:
     """Creates a CodeRun for ``run_request`` under a fresh unguessable name.
 

@@ -40,6 +40,7 @@ def served(cluster, runs_namespace, tmp_path):
         CODERUN_WEB_WORKERS="2",
         CODERUN_WEB_THREADS="4",
         PYTHONPATH=f"{ROOT / 'operator'}:{ROOT}",
+        TMPDIR=str(tmp_path),
     )
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "wb") as log:
@@ -63,7 +64,7 @@ def served(cluster, runs_namespace, tmp_path):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not start:\n" + log_path.read_text())
             time.sleep(0.1)
-        yield url, log_path
+        yield url, log_path, process.pid
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -74,8 +75,10 @@ def served(cluster, runs_namespace, tmp_path):
 
 
 def test_gunicorn_serves_the_pages_and_the_api(served):
-    url, log_path = served
+    url, log_path, pid = served
     assert _get(url + "/readyz") == (200, "ready\n")
+    # The workers share the first success through one file per server.
+    assert (log_path.parent / f"coderun-webui-{pid}.ready").is_file()
     status, html = _get(url + "/")
     assert status == 200 and 'id="run-form"' in html
     request = urllib.request.Request(

@@ -1,4 +1,4 @@
-"""Probes: alive always; ready only when the CodeRun API is served."""
+"""Probes: alive always; ready once the CodeRun API has been served."""
 
 
 def test_healthz_answers_without_a_cluster(offline_client):

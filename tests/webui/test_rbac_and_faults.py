@@ -123,6 +123,37 @@ def test_api_server_errors_become_503_and_the_code_is_kept(webui_identity, ident
     assert client.post("/api/runs", json={"code": "pass"}).status_code == 503
 
 
+def test_a_ready_web_ui_stays_ready_through_an_api_outage(webui_identity, identity_app, faults):
+    # Every replica shares the API server: were readiness to follow it, an outage would leave
+    # the load balancer with no backend at all instead of a page that says what is wrong.
+    user, _ = webui_identity
+    client = identity_app.test_client()
+    assert client.get("/readyz").status_code == 200
+    faults.admin("POST", "/devcluster/v1/faults", {"rules": [{"status": 503, "users": [user]}]})
+    assert client.get("/readyz").status_code == 200
+    response = client.post("/", data={"code": "print('not lost')"})
+    assert response.status_code == 503
+    assert "print(&#39;not lost&#39;)</textarea>" in response.get_data(as_text=True)
+
+
+def test_the_workers_of_one_server_share_readiness_through_the_ready_file(
+    webui_identity, runs_namespace, faults, tmp_path
+):
+    user, kubeconfig = webui_identity
+
+    def worker(ready_file):
+        settings = make_settings(runs_namespace=runs_namespace)
+        config = {"KUBECONFIG": kubeconfig, "CODERUN_SETTINGS": settings, "READY_FILE": ready_file}
+        return create_app(config).test_client()
+
+    shared = str(tmp_path / "server.ready")
+    first, second, alone = worker(shared), worker(shared), worker(None)
+    assert first.get("/readyz").status_code == 200
+    faults.admin("POST", "/devcluster/v1/faults", {"rules": [{"status": 503, "users": [user]}]})
+    assert second.get("/readyz").status_code == 200  # learnt from the first worker
+    assert alone.get("/readyz").status_code == 503  # nothing shared, nothing learnt
+
+
 def test_api_server_throttling_is_503_with_retry_after(webui_identity, identity_app, faults):
     user, _ = webui_identity
     faults.admin("POST", "/devcluster/v1/faults", {"rules": [{"status": 429, "users": [user]}]})
@@ -145,3 +176,24 @@ def test_the_shared_watch_resumes_after_the_stream_is_dropped(
     run = client.get(f"/api/runs/{name}?wait=10").get_json()
     assert run["phase"] == "Succeeded"
     assert time.monotonic() - started < 5
+
+
+def test_a_full_runs_namespace_says_the_service_is_at_capacity_and_keeps_the_code(
+    cluster, runs_namespace, cluster_client
+):
+    quota = {"metadata": {"name": "runs"}, "spec": {"hard": {"count/coderuns.coderun.dev": "1"}}}
+    kubernetes.client.CoreV1Api(cluster.api_client()).create_namespaced_resource_quota(
+        runs_namespace, quota
+    )
+    assert cluster_client.post("/api/runs", json={"code": "pass"}).status_code == 201
+
+    refused = cluster_client.post("/api/runs", json={"code": "pass"})
+    assert (refused.status_code, refused.headers["Retry-After"]) == (503, "30")
+    message = refused.get_json()["error"]["message"]
+    assert message.startswith("The service is at capacity") and "try again in 30" in message
+
+    page = cluster_client.post("/runs", data={"code": "print('kept')"})
+    assert (page.status_code, page.headers["Retry-After"]) == (503, "30")
+    html = page.get_data(as_text=True)
+    assert "The service is at capacity" in html
+    assert "print(&#39;kept&#39;)</textarea>" in html
