@@ -3,6 +3,8 @@ together (selectors match pods, settings parse, limits admit the largest run).""
 
 from __future__ import annotations
 
+import os
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +164,40 @@ def test_web_ui_and_operator_reach_only_dns_the_api_server_and_serve_their_own_p
 
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_declared_and_probed_ports_are_the_ones_the_settings_make_the_programs_serve(
+    kustomization,
+):
+    objects = render(kustomization)
+    env = settings_env(objects)
+    web, operator = load_web_settings(env), load_operator_settings(env)
+    served = {
+        "coderun-webui": {"http": web.port},
+        "coderun-operator": {"health": operator.health_port, "metrics": operator.metrics_port},
+    }
+    for name, ports in served.items():
+        (container,) = find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        assert {port["name"]: port["containerPort"] for port in container["ports"]} == ports
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["port"] in ports, (name, probe)
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_a_leaving_web_ui_pod_has_time_to_drain(kustomization, monkeypatch):
+    objects = render(kustomization)
+    for key in [key for key in os.environ if key.startswith("CODERUN_")]:
+        monkeypatch.delenv(key)
+    for key, value in settings_env(objects).items():
+        monkeypatch.setenv(key, value)
+    gunicorn = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    spec = find(objects, "Deployment", "coderun-webui")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pause >= 24  # GKE's load balancer health check: three failures 8 s apart
+    assert spec["terminationGracePeriodSeconds"] > pause + gunicorn["graceful_timeout"]
+    assert gunicorn["graceful_timeout"] > load_web_settings(settings_env(objects)).max_wait_seconds
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_both_programs_read_one_settings_configmap_that_they_accept(kustomization):
     objects = render(kustomization)
     configmap = find(objects, "ConfigMap", "coderun-settings")
@@ -241,6 +277,15 @@ def test_gke_images_come_from_artifact_registry_placeholders(kustomization):
         "operator": "REGION-docker.pkg.dev/PROJECT_ID/coderun/coderun-operator:0.1.0",
         "webui": "REGION-docker.pkg.dev/PROJECT_ID/coderun/coderun-webui:0.1.0",
     }
+
+
+@pytest.mark.parametrize("kustomization", ["overlays/gke", "overlays/gke-sandbox"])
+def test_gke_leaves_the_cluster_autoscaler_time_to_add_a_node(kustomization):
+    base = load_operator_settings(settings_env(render("base")))
+    gke = load_operator_settings(settings_env(render(kustomization)))
+    assert base.pending_limit_seconds == 120
+    assert gke.pending_limit_seconds == 300
+    assert gke.limits == base.limits
 
 
 def test_gke_sandbox_puts_every_run_pod_in_gvisor_and_changes_nothing_else():

@@ -142,11 +142,15 @@ def test_it_builds_both_images_and_loads_them_and_the_run_image_into_kind(workfl
         dockerfile = f"Dockerfile.{image.split(':')[0].removeprefix('coderun-')}"
         assert (ROOT / dockerfile).is_file(), dockerfile
         assert f"docker build -f {dockerfile} -t {image} ." in text
-    assert f"kind load docker-image {' '.join(images)} " in text
     # The run image is the default runtime's, so that no run waits for a pull.
     limits = load_run_limits({})
     assert workflow["env"]["RUN_IMAGE"] == limits.runtimes[limits.default_runtime]
-    assert 'kind load image-archive "$RUNNER_TEMP/run-image.tar"' in text
+    # All three go in as one single-platform archive (see the step's comment).
+    archive = '-o "$RUNNER_TEMP/images.tar"'
+    saved = f'docker image save --platform linux/amd64 {archive} {" ".join(images)} "$RUN_IMAGE"'
+    assert saved in text
+    assert 'kind load image-archive "$RUNNER_TEMP/images.tar"' in text
+    assert "kind load docker-image" not in text
 
 
 def test_it_applies_the_kind_overlay_and_waits_for_both_deployments(steps):
