@@ -21,12 +21,11 @@ KUSTOMIZATIONS = ("base", "overlays/gke", "overlays/gke-sandbox", "overlays/kind
 KUBERNETES_VERSION = "1.35.0"
 
 
-@functools.cache
-def render_text(kustomization: str) -> str:
-    """`kubectl kustomize deploy/<kustomization>` as YAML text; fails loudly on any error."""
+def kustomize(folder: Path) -> str:
+    """`kubectl kustomize <folder>` as YAML text; fails loudly on any error."""
     with tempfile.TemporaryDirectory() as home:
         done = subprocess.run(
-            [KUBECTL, "kustomize", str(DEPLOY / kustomization)],
+            [KUBECTL, "kustomize", str(folder)],
             capture_output=True,
             text=True,
             env={"HOME": home, "PATH": ""},
@@ -34,8 +33,14 @@ def render_text(kustomization: str) -> str:
             check=False,
         )
     if done.returncode != 0:
-        raise AssertionError(f"kubectl kustomize deploy/{kustomization} failed:\n{done.stderr}")
+        raise AssertionError(f"kubectl kustomize {folder} failed:\n{done.stderr}")
     return done.stdout
+
+
+@functools.cache
+def render_text(kustomization: str) -> str:
+    """`kubectl kustomize deploy/<kustomization>` as YAML text, once per session."""
+    return kustomize(DEPLOY / kustomization)
 
 
 def render(kustomization: str) -> list[dict[str, Any]]:
