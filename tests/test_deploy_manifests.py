@@ -36,7 +36,8 @@ def settings_env(objects: list[dict[str, Any]]) -> dict[str, str]:
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     assert set(selector) <= {"matchLabels"}, "only matchLabels selectors are used here"
-    return all(labels.get(key) == value for key, value in selector["matchLabels"].items())
+    # An empty selector selects everything.
+    return all(labels.get(key) == value for key, value in selector.get("matchLabels", {}).items())
 
 
 class RecordingEnv(dict):
@@ -138,9 +139,16 @@ def test_service_budget_and_policies_select_the_pods_they_are_for(kustomization)
     policies = {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == "NetworkPolicy"}
     for template in (webui, operator):
         labels = template["metadata"]["labels"]
-        assert [n for n, p in policies.items() if selects(p["spec"]["podSelector"], labels)]
+        assert [
+            name
+            for name, policy in policies.items()
+            if policy["metadata"]["namespace"] == SYSTEM
+            and selects(policy["spec"]["podSelector"], labels)
+        ]
     run_pods = policies["run-pods-deny-all"]
     assert run_pods["metadata"]["namespace"] == RUNS
+    # Every pod of the runs namespace, whatever its labels: run pods and any other.
+    assert run_pods["spec"]["podSelector"] == {}
     assert selects(run_pods["spec"]["podSelector"], run_pod_labels("any-uid"))
     assert run_pods["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert "ingress" not in run_pods["spec"] and "egress" not in run_pods["spec"]
