@@ -12,6 +12,7 @@ import sys
 import tempfile
 
 from coderun_operator.settings import SettingsError, load_web_settings
+from webui.runs_store import ConnectionSetupError, load_configuration
 
 try:
     _settings = load_web_settings(os.environ)
@@ -26,7 +27,18 @@ raw_env = [f"WEBUI_READY_FILE={_ready_file}"]
 
 
 def on_starting(server):
-    """Forget a readiness marker left by an earlier server in this container."""
+    """Stop at once, with one sentence, without a way to the API server (rather than let
+    every worker fail to boot, over and over); forget an earlier server's readiness marker."""
+    try:
+        load_configuration()
+    except ConnectionSetupError as error:
+        sys.exit(f"coderun web UI: {error}")
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(_ready_file)
+
+
+def on_exit(server):
+    """Leave no readiness marker behind."""
     with contextlib.suppress(FileNotFoundError):
         os.remove(_ready_file)
 

@@ -68,6 +68,16 @@ def connect(kubeconfig: str | None = None, pool_size: int = 16) -> ApiClient:
     The kubernetes client itself reads ``KUBECONFIG`` (or ``~/.kube/config``). ``pool_size``
     is how many connections to keep open: one per server thread that may call at once.
     """
+    configuration = load_configuration(kubeconfig)
+    configuration.connection_pool_maxsize = pool_size
+    return ApiClient(configuration)
+
+
+def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
+    """Where and how to reach the API server, as `connect` finds it; contacts nothing.
+
+    Raises `ConnectionSetupError` with one sentence when there is no usable configuration.
+    """
     configuration = client.Configuration()
     try:
         if kubeconfig:
@@ -84,8 +94,7 @@ def connect(kubeconfig: str | None = None, pool_size: int = 16) -> ApiClient:
             "No Kubernetes API server is configured: not running in a cluster and no usable "
             f"kubeconfig (set KUBECONFIG): {error}"
         ) from None
-    configuration.connection_pool_maxsize = pool_size
-    return ApiClient(configuration)
+    return configuration
 
 
 def _server_message(error: ApiException) -> str:

@@ -1,4 +1,5 @@
-"""The operator started before its CRD: it waits for the CodeRun API instead of running blind.
+"""The operator's start: without a way to the API server it stops with one sentence; started
+before its CRD, it waits for the CodeRun API instead of running blind.
 
 kopf resolves what it watches once, right after start-up. An operator that came up before
 the CRD was served (both applied together, the operator's image already on the node) would
@@ -7,6 +8,9 @@ otherwise run forever, healthy by its probe, without ever seeing a CodeRun.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -50,3 +54,20 @@ def test_an_operator_started_before_the_crd_waits_for_it_then_serves_runs():
         operator.stop()
         for process in processes:
             process.stop()
+
+
+def test_an_operator_without_a_way_to_the_api_server_stops_with_one_sentence(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "CODERUN_"))}
+    env.update(HOME=str(tmp_path), KUBECONFIG=str(tmp_path / "missing"))
+    stopped = subprocess.run(
+        [sys.executable, "-m", "coderun_operator"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert stopped.returncode == 2, stopped.stderr
+    assert stopped.stderr.startswith("coderun-operator: No Kubernetes API server is configured")
+    assert stopped.stderr.count("\n") == 1 and "Traceback" not in stopped.stderr

@@ -72,6 +72,8 @@ def served(cluster, runs_namespace, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+    # A server that stopped leaves no readiness marker behind.
+    assert list(tmp_path.glob("coderun-webui-*.ready")) == []
 
 
 def test_gunicorn_serves_the_pages_and_the_api(served):
@@ -115,3 +117,26 @@ def test_a_bad_setting_stops_gunicorn_with_one_sentence():
         completed.stderr
     )
     assert "Traceback" not in completed.stderr
+
+
+def test_without_a_way_to_the_api_server_gunicorn_stops_with_one_sentence(tmp_path):
+    env = {k: v for k, v in _environment().items() if not k.startswith("KUBE")}
+    completed = subprocess.run(
+        [GUNICORN],
+        cwd=ROOT,
+        env={
+            **env,
+            "HOME": str(tmp_path),
+            "KUBECONFIG": str(tmp_path / "missing"),
+            "TMPDIR": str(tmp_path),
+            "PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert completed.returncode != 0
+    assert "coderun web UI: No Kubernetes API server is configured" in completed.stderr
+    # The server stopped before any worker started (none failing to boot over and over).
+    assert "Booting worker" not in completed.stderr and "Traceback" not in completed.stderr
