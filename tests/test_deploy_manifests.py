@@ -12,11 +12,17 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from coderun_operator.quantity import parse_quantity
 from coderun_operator.run_pod import build_run_pod, run_pod_labels
-from coderun_operator.run_spec import RunPlan, resolve_run_spec
+from coderun_operator.run_spec import resolve_run_spec
 from coderun_operator.settings import load_operator_settings, load_web_settings
-from tests.support.manifests import KUBERNETES_VERSION, KUSTOMIZATIONS, ROOT, find, render
+from tests.support.manifests import (
+    KUBERNETES_VERSION,
+    KUSTOMIZATIONS,
+    ROOT,
+    assert_largest_run_fits,
+    find,
+    render,
+)
 
 SYSTEM, RUNS = "coderun-system", "coderun-runs"
 OVERLAYS = [name for name in KUSTOMIZATIONS if name != "base"]
@@ -229,22 +235,7 @@ def test_recording_env_notices_a_name_no_program_reads():
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_the_largest_run_the_settings_allow_fits_the_limit_range_and_quota(kustomization):
     objects = render(kustomization)
-    settings = load_operator_settings(settings_env(objects))
-    limits = settings.limits
-    spec = {
-        "code": "print(1)",
-        "timeoutSeconds": limits.max_timeout_seconds,
-        "resources": {"cpu": limits.max_cpu, "memory": limits.max_memory},
-    }
-    plan = resolve_run_spec(spec, limits)
-    assert isinstance(plan, RunPlan), plan
-    run = {"metadata": {"name": "largest", "namespace": RUNS, "uid": "u"}, "spec": spec}
-    (container,) = build_run_pod(run, plan, settings)["spec"]["containers"]
-    (bounds,) = find(objects, "LimitRange", "coderun-runs")["spec"]["limits"]
-    assert bounds["type"] == "Container"
-    for resource, ceiling in bounds["max"].items():
-        asked = container["resources"]["limits"][resource]
-        assert parse_quantity(asked) <= parse_quantity(ceiling), (resource, asked, ceiling)
+    assert_largest_run_fits(objects)
     hard = find(objects, "ResourceQuota", "coderun-runs")["spec"]["hard"]
     assert set(hard) == {"pods", "count/coderuns.coderun.dev"}
     assert all(int(value) > 0 for value in hard.values())

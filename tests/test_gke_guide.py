@@ -20,11 +20,19 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.support.manifests import KUBERNETES_VERSION, ROOT, find, kustomize, render
+from tests.support.manifests import (
+    KUBERNETES_VERSION,
+    ROOT,
+    assert_largest_run_fits,
+    find,
+    kustomize,
+    render,
+)
 
 GUIDE = ROOT / "docs" / "gke.md"
 API_SERVER = "203.0.113.7"  # stands for the address `kubectl get endpoints kubernetes` prints
 # Lines that need Google Cloud, Docker or a cluster; a trailing backslash continues them.
+# (`kubectl kustomize` needs none of them and runs.)
 NEEDS_THE_CLOUD = re.compile(r"^(gcloud|docker) |^kubectl (apply|-n|get) ")
 ASKS_THE_CLUSTER = re.compile(r"^APISERVER=\$\(kubectl get endpoints .*\)$", re.MULTILINE)
 
@@ -57,8 +65,8 @@ def offline(block: str) -> str:
 
 
 def run_steps(workdir: Path, overlay: str | None) -> tuple[str, dict[str, str]]:
-    """Steps 0, 6 (with the egress rule), 11 and 12 in ``workdir``; returns their output and
-    the variables of step 0."""
+    """Steps 0, 6 (with the egress rule), 11 (with bigger runs) and 12 in ``workdir``; returns
+    their output and the variables of step 0."""
     egress, asked = ASKS_THE_CLUSTER.subn(f"APISERVER={API_SERVER}", block_with("apiserver-egress"))
     assert asked == 1
     script = "\n".join(
@@ -68,7 +76,8 @@ def run_steps(workdir: Path, overlay: str | None) -> tuple[str, dict[str, str]]:
             f"OVERLAY={overlay}" if overlay else "",
             offline(block_with("MINE=deploy/overlays/mine")),
             offline(egress),
-            offline(block_with("configMapGenerator:")),
+            offline(block_with("CODERUN_RUNS_PER_MINUTE_PER_CLIENT=60")),
+            offline(block_with("bigger-runs")),
             offline(block_with("TAG=0.1.1")),
             'echo "IMAGES=${IMAGES} TAG=${TAG}"',
         ]
@@ -128,11 +137,19 @@ def test_your_overlay_as_the_guide_builds_it_renders_and_validates(workdir, over
             "ports": [{"protocol": "TCP", "port": 443}],
         }
 
-    # Step 11's setting is merged into the chosen overlay's, which stay.
+    # Step 11's settings are merged into the chosen overlay's, which stay.
     settings = find(objects, "ConfigMap", "coderun-settings")["data"]
     assert settings == {
         **find(chosen, "ConfigMap", "coderun-settings")["data"],
         "CODERUN_RUNS_PER_MINUTE_PER_CLIENT": "60",
+        "CODERUN_MAX_CPU": "2",
+        "CODERUN_MAX_MEMORY": "1Gi",
+    }
+    # Bigger runs: the namespace's policy moved with the settings, and the quota doubled.
+    assert_largest_run_fits(objects)
+    assert find(objects, "ResourceQuota", "coderun-runs")["spec"]["hard"] == {
+        "pods": "200",
+        "count/coderuns.coderun.dev": "4000",
     }
     assert Counter(o["kind"] for o in objects) == Counter(o["kind"] for o in chosen)
 

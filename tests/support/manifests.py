@@ -11,6 +11,11 @@ from typing import Any
 
 import yaml
 
+from coderun_operator.quantity import parse_quantity
+from coderun_operator.run_pod import build_run_pod
+from coderun_operator.run_spec import RunPlan, resolve_run_spec
+from coderun_operator.settings import load_operator_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
@@ -58,3 +63,23 @@ def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     ]
     assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
     return found[0]
+
+
+def assert_largest_run_fits(objects: list[dict[str, Any]]) -> None:
+    """The pod of the largest run the rendered settings allow stays within the LimitRange."""
+    settings = load_operator_settings(find(objects, "ConfigMap", "coderun-settings")["data"])
+    limits = settings.limits
+    spec = {
+        "code": "print(1)",
+        "timeoutSeconds": limits.max_timeout_seconds,
+        "resources": {"cpu": limits.max_cpu, "memory": limits.max_memory},
+    }
+    plan = resolve_run_spec(spec, limits)
+    assert isinstance(plan, RunPlan), plan
+    run = {"metadata": {"name": "largest", "namespace": "coderun-runs", "uid": "u"}, "spec": spec}
+    (container,) = build_run_pod(run, plan, settings)["spec"]["containers"]
+    (bounds,) = find(objects, "LimitRange", "coderun-runs")["spec"]["limits"]
+    assert bounds["type"] == "Container"
+    for resource, ceiling in bounds["max"].items():
+        asked = container["resources"]["limits"][resource]
+        assert parse_quantity(asked) <= parse_quantity(ceiling), (resource, asked, ceiling)
