@@ -11,8 +11,8 @@ import os
 import sys
 import tempfile
 
+from coderun_operator.api_access import KubeConfigError, load_configuration
 from coderun_operator.settings import SettingsError, load_web_settings
-from webui.runs_store import ConnectionSetupError, load_configuration
 
 try:
     _settings = load_web_settings(os.environ)
@@ -31,7 +31,7 @@ def on_starting(server):
     every worker fail to boot, over and over); forget an earlier server's readiness marker."""
     try:
         load_configuration()
-    except ConnectionSetupError as error:
+    except KubeConfigError as error:
         sys.exit(f"coderun web UI: {error}")
     with contextlib.suppress(FileNotFoundError):
         os.remove(_ready_file)

@@ -15,12 +15,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from coderun_operator import api_bounds
+from coderun_operator.api_access import (
+    CODERUN_API,
+    KubeConfigError,
+    load_configuration,
+    serves_coderuns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,33 +74,12 @@ def connect(kubeconfig: str | None = None, pool_size: int = 16) -> ApiClient:
     The kubernetes client itself reads ``KUBECONFIG`` (or ``~/.kube/config``). ``pool_size``
     is how many connections to keep open: one per server thread that may call at once.
     """
-    configuration = load_configuration(kubeconfig)
+    try:
+        configuration = load_configuration(kubeconfig)
+    except KubeConfigError as error:
+        raise ConnectionSetupError(str(error)) from None
     configuration.connection_pool_maxsize = pool_size
     return ApiClient(configuration)
-
-
-def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
-    """Where and how to reach the API server, as `connect` finds it; contacts nothing.
-
-    Raises `ConnectionSetupError` with one sentence when there is no usable configuration.
-    """
-    configuration = client.Configuration()
-    try:
-        if kubeconfig:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        else:
-            try:
-                config.load_incluster_config(client_configuration=configuration)
-            except config.ConfigException:
-                config.load_kube_config(client_configuration=configuration)
-    except (config.ConfigException, OSError) as error:
-        if kubeconfig:
-            raise ConnectionSetupError(f"Cannot use kubeconfig {kubeconfig}: {error}") from None
-        raise ConnectionSetupError(
-            "No Kubernetes API server is configured: not running in a cluster and no usable "
-            f"kubeconfig (set KUBECONFIG): {error}"
-        ) from None
-    return configuration
 
 
 def _server_message(error: ApiException) -> str:
@@ -198,12 +183,8 @@ class RunsStore:
         Uses discovery (GET /apis/coderun.dev/v1alpha1), which needs no cluster-wide rights.
         """
         resources = self._call("The CodeRun API", "get_api_resources")
-        names = {item.name for item in getattr(resources, "resources", None) or []}
-        if api_bounds.PLURAL not in names:
-            raise Unavailable(
-                f"The API server does not serve {api_bounds.PLURAL}.{api_bounds.API_GROUP}/"
-                f"{api_bounds.API_VERSION}; is the CRD installed?"
-            )
+        if not serves_coderuns(resources):
+            raise Unavailable(f"The API server does not serve {CODERUN_API}; is the CRD installed?")
 
     def current_resource_version(self) -> str:
         """The namespace's current resourceVersion for CodeRuns, to start a watch from.

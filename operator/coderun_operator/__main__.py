@@ -11,27 +11,9 @@ import os
 import sys
 
 import kopf
-from kubernetes import client
-from kubernetes import config as kube_config
 
+from coderun_operator.api_access import KubeConfigError, load_configuration
 from coderun_operator.settings import SettingsError, load_operator_settings
-
-
-def kube_config_problem() -> str | None:
-    """Why the operator has no way to the API server, or None; contacts nothing."""
-    try:
-        kube_config.load_incluster_config(client_configuration=client.Configuration())
-        return None
-    except kube_config.ConfigException:
-        pass
-    try:
-        kube_config.load_kube_config(client_configuration=client.Configuration())
-    except (kube_config.ConfigException, OSError) as error:
-        return (
-            "No Kubernetes API server is configured: not running in a cluster and no usable "
-            f"kubeconfig (set KUBECONFIG): {error}"
-        )
-    return None
 
 
 def main() -> int:
@@ -41,9 +23,10 @@ def main() -> int:
     except SettingsError as error:
         print(f"coderun-operator: {error}", file=sys.stderr)
         return 2
-    problem = kube_config_problem()
-    if problem is not None:
-        print(f"coderun-operator: {problem}", file=sys.stderr)
+    try:
+        load_configuration()
+    except KubeConfigError as error:
+        print(f"coderun-operator: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

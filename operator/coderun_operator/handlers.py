@@ -17,10 +17,11 @@ import os
 from typing import Any
 
 import kopf
-from kubernetes import config as kube_config
+from kubernetes.client import ApiClient
 from prometheus_client import start_http_server
 
 from coderun_operator import api_bounds
+from coderun_operator.api_access import load_configuration
 from coderun_operator.controller import Controller
 from coderun_operator.kube import RunsApi
 from coderun_operator.run_pod import APP_LABEL, APP_NAME, MANAGED_BY, MANAGED_BY_LABEL
@@ -35,14 +36,8 @@ LIST_CHUNK_SIZE = 100
 CRD_RETRY_SECONDS = 5
 
 
-def _kubernetes_client() -> Any:
-    try:
-        kube_config.load_incluster_config()
-    except kube_config.ConfigException:
-        kube_config.load_kube_config()
-    from kubernetes.client import ApiClient
-
-    return ApiClient()
+def _kubernetes_client() -> ApiClient:
+    return ApiClient(load_configuration())
 
 
 @kopf.on.startup()

@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import Counter
 
 from coderun_operator import api_bounds
+from coderun_operator.api_access import CODERUN_API, serves_coderuns
 
 # (connect, read) seconds: a call never hangs a reconcile; it fails and is retried.
 REQUEST_TIMEOUT = (5, 30)
@@ -110,13 +111,11 @@ class RunsApi:
             if not error.not_found:
                 return f"the API server cannot be asked which APIs it serves: {error}"
             resources = None
-        names = {item.name for item in getattr(resources, "resources", None) or []}
-        if api_bounds.PLURAL in names:
+        if serves_coderuns(resources):
             return None
         return (
-            f"the API server does not serve {api_bounds.PLURAL}.{api_bounds.API_GROUP}/"
-            f"{api_bounds.API_VERSION}; apply the CRD (crds/coderun.yaml, in every deploy/ "
-            "overlay)"
+            f"the API server does not serve {CODERUN_API}; apply the CRD (crds/coderun.yaml, "
+            "in every deploy/ overlay)"
         )
 
     def create_pod(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
